@@ -1,1 +1,25 @@
+//! roomcast-server: an actor-per-room real-time server on actix.
+//!
+//! Modules, and what each owns:
+//! - [`config`]: the one configuration struct (CLI flags = `ROOMCAST_*` env vars).
+//! - [`game`]: the pluggable [`game::Game`] trait, the catalog of games by name, and
+//!   the built-in games (`arena`, `counter`).
+//! - [`room`]: room actors and the registry that creates, places and forgets them.
+//! - [`session`]: one task per WebSocket connection: limits, decoding, forwarding,
+//!   writing the member's outbox.
+//! - [`http`]: routes, shared state, upgrade handlers.
+//! - [`server`]: [`Server`] / [`run`]: start everything on a listener and shut it
+//!   down gracefully when a token is cancelled.
+//!
+//! The binary `roomcast` only parses the config, installs logging, binds and
+//! calls [`run`]; tests call the same function.
 
+pub mod config;
+pub mod game;
+pub mod http;
+pub mod room;
+pub mod server;
+pub mod session;
+
+pub use config::Config;
+pub use server::{run, Server, ServerError};

@@ -1,1 +1,61 @@
-fn main() {}
+//! The `roomcast` binary: parse the configuration, install logging, bind, run
+//! until SIGTERM or Ctrl-C, shut down gracefully.
+
+use std::net::TcpListener;
+
+use anyhow::Context;
+use clap::Parser;
+use roomcast_server::Config;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn install_tracing(format: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    install_tracing(&config.log_format);
+    let listener = TcpListener::bind(config.bind)
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    listener.set_nonblocking(true)?;
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    actix_web::rt::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received");
+        on_signal.cancel();
+    });
+    roomcast_server::run(listener, config, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! Server configuration: one struct, every setting both a CLI flag and a
+//! `ROOMCAST_*` environment variable, each with a default that works out of the box.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::game::{GameCatalog, TICK_RATE_RANGE};
+
+/// Default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default largest WebSocket frame (and aggregated message) on game rooms.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// roomcast: a real-time room server. Game rooms run a fixed tick and broadcast
+/// state deltas (`/game/{game}/{room}`); durations accept `250ms`, `30s`, `2m` or a
+/// plain number of seconds.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "roomcast", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "ROOMCAST_BIND", default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
+
+    /// Tick rate of a game, as GAME=HZ (1..=120); repeat the flag or separate with
+    /// commas in the env var. Games not named keep their own default (arena 30 Hz).
+    #[arg(long = "tick-rate", env = "ROOMCAST_TICK_RATES", value_name = "GAME=HZ", value_delimiter = ',', value_parser = parse_tick_rate)]
+    pub tick_rates: Vec<(String, u16)>,
+
+    /// How long a disconnected player may take to resume with its token, as
+    /// GAME=DURATION; games not named keep the default of 10s.
+    #[arg(long = "resume-grace", env = "ROOMCAST_RESUME_GRACE", value_name = "GAME=DURATION", value_delimiter = ',', value_parser = parse_game_duration)]
+    pub resume_graces: Vec<(String, Duration)>,
+
+    /// An empty room (no members, nobody within their resume grace) stops after this long.
+    #[arg(long, env = "ROOMCAST_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// A member whose outbox stays full this long is disconnected with close code 1008.
+    #[arg(long, env = "ROOMCAST_LAG_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub lag_timeout: Duration,
+
+    /// Frames a member's outbox holds before the member counts as lagging.
+    #[arg(long, env = "ROOMCAST_OUTBOX_FRAMES", default_value_t = 64)]
+    pub outbox_frames: usize,
+
+    /// Recent published states a game room keeps, for resume deltas.
+    #[arg(long, env = "ROOMCAST_HISTORY_TICKS", default_value_t = 90)]
+    pub history_ticks: usize,
+
+    /// Largest WebSocket frame accepted on game rooms, bytes; larger closes with 1009.
+    #[arg(long, env = "ROOMCAST_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+
+    /// A connection must send its Join within this long, or it is closed (1008).
+    #[arg(long, env = "ROOMCAST_JOIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub join_timeout: Duration,
+
+    /// The server pings each connection this often.
+    #[arg(long, env = "ROOMCAST_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// A connection silent (no frame, no pong) for this long is closed (1008).
+    #[arg(long, env = "ROOMCAST_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
+
+    /// Threads (actix arbiters) rooms run on; 0 means one per CPU core.
+    #[arg(long, env = "ROOMCAST_ROOM_THREADS", default_value_t = 0)]
+    pub room_threads: usize,
+
+    /// HTTP/WebSocket worker threads; 0 means one per CPU core.
+    #[arg(long, env = "ROOMCAST_HTTP_WORKERS", default_value_t = 0)]
+    pub http_workers: usize,
+
+    /// Longest time graceful shutdown waits for connections to close.
+    #[arg(long, env = "ROOMCAST_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
+    #[arg(long, env = "ROOMCAST_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl Default for Config {
+    /// The defaults above, ignoring the environment (for embedding and tests).
+    fn default() -> Self {
+        // Cannot fail: no arguments, every field has a default. `env` attributes
+        // would read the environment, so build from an empty one instead.
+        let cmd = <Config as clap::CommandFactory>::command();
+        let cmd = cmd.mut_args(|a| a.env(None::<&str>));
+        let matches = cmd
+            .try_get_matches_from(["roomcast"])
+            .expect("defaults parse");
+        <Config as clap::FromArgMatches>::from_arg_matches(&matches).expect("defaults parse")
+    }
+}
+
+impl Config {
+    /// Applies the per-game settings to a catalog; an unknown game name is an error.
+    pub fn apply_to(&self, catalog: &mut GameCatalog) -> Result<(), String> {
+        for (game, hz) in &self.tick_rates {
+            if !catalog.configure(game, |s| s.tick_rate_hz = *hz) {
+                return Err(format!(
+                    "--tick-rate names unknown game {game:?} (known: {:?})",
+                    catalog.names()
+                ));
+            }
+        }
+        for (game, grace) in &self.resume_graces {
+            if !catalog.configure(game, |s| s.resume_grace = *grace) {
+                return Err(format!(
+                    "--resume-grace names unknown game {game:?} (known: {:?})",
+                    catalog.names()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Room threads after resolving 0 to the core count.
+    pub fn room_thread_count(&self) -> usize {
+        resolve_threads(self.room_threads)
+    }
+
+    /// HTTP workers after resolving 0 to the core count.
+    pub fn http_worker_count(&self) -> usize {
+        resolve_threads(self.http_workers)
+    }
+}
+
+fn resolve_threads(n: usize) -> usize {
+    if n > 0 {
+        n
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    }
+}
+
+/// Parses `250ms`, `30s`, `2m`, `1h` or a plain number of seconds (fractions allowed).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 250ms, 30s, 2m)"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {s:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("{s:?} is not a non-negative duration"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+fn split_game_value(s: &str) -> Result<(String, &str), String> {
+    let (game, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not GAME=VALUE"))?;
+    if game.trim().is_empty() {
+        return Err(format!("{s:?} names no game"));
+    }
+    Ok((game.trim().to_owned(), value.trim()))
+}
+
+fn parse_tick_rate(s: &str) -> Result<(String, u16), String> {
+    let (game, value) = split_game_value(s)?;
+    let hz: u16 = value
+        .parse()
+        .map_err(|_| format!("tick rate {value:?} is not a whole number"))?;
+    if !TICK_RATE_RANGE.contains(&hz) {
+        return Err(format!(
+            "tick rate {hz} Hz is outside {}..={}",
+            TICK_RATE_RANGE.start(),
+            TICK_RATE_RANGE.end()
+        ));
+    }
+    Ok((game, hz))
+}
+
+fn parse_game_duration(s: &str) -> Result<(String, Duration), String> {
+    let (game, value) = split_game_value(s)?;
+    Ok((game, parse_duration(value)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn tick_rates_are_bounded_and_applied() {
+        assert!(parse_tick_rate("arena=0").is_err());
+        assert!(parse_tick_rate("arena=121").is_err());
+        let cfg = Config::try_parse_from([
+            "roomcast",
+            "--tick-rate",
+            "arena=60",
+            "--resume-grace",
+            "arena=2s",
+        ])
+        .unwrap();
+        let mut catalog = GameCatalog::with_builtin_games();
+        cfg.apply_to(&mut catalog).unwrap();
+        let arena = catalog.get("arena").unwrap();
+        assert_eq!(arena.settings.tick_rate_hz, 60);
+        assert_eq!(arena.settings.resume_grace, Duration::from_secs(2));
+        let bad = Config::try_parse_from(["roomcast", "--tick-rate", "chess=10"]).unwrap();
+        assert!(bad.apply_to(&mut catalog).is_err());
+    }
+
+    #[test]
+    fn defaults_do_not_need_the_environment() {
+        let cfg = Config::default();
+        assert_eq!(cfg.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(cfg.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES);
+    }
+}

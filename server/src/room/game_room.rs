@@ -1,0 +1,498 @@
+//! The `GameRoom` actor: owns one room's game instance and members.
+//!
+//! Each tick (scheduled from a fixed start, `start + n * period`, never "sleep a
+//! period"): apply the inputs queued since the last tick, step the game by the
+//! fixed dt, publish its entities, compute the generic delta against the previous
+//! tick, encode it once and hand the same `Bytes` to every member's outbox. Joiners
+//! get `Welcome` and a full snapshot; a lagging member gets a snapshot when it has
+//! room again. Every call into game code is guarded: a panic fails this room only
+//! (members closed with 1011, the last good published state kept for inspection).
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Running, StreamHandler};
+use actix_ws::CloseCode;
+use bytes::Bytes;
+use roomcast_protocol::{
+    close,
+    state::{diff, snapshot, EntityTable},
+    ErrorMessage, Pong, ResumeToken, ServerMessage, Welcome, PROTOCOL_VERSION,
+};
+use tokio_stream::wrappers::IntervalStream;
+use tracing::{error, info, info_span, warn};
+
+use super::{
+    member::{Delivery, Member},
+    messages::*,
+    registry::{RoomKey, RoomRegistry, RoomSettings},
+    timing::TickTiming,
+    RoomId,
+};
+use crate::game::{GameEntry, GameInstance, InputError, PlayerId};
+
+/// Room mailbox size: session messages wait (backpressure) beyond this.
+const MAILBOX_CAPACITY: usize = 4096;
+
+/// A player whose connection dropped, kept until it resumes or its grace ends.
+#[derive(Debug)]
+struct AwayPlayer {
+    /// When the connection dropped.
+    since: Instant,
+}
+
+/// One game room.
+pub struct GameRoom {
+    /// This room's lifetime id (see [`RoomId`]).
+    id: RoomId,
+    /// Registry key (game + room name).
+    key: RoomKey,
+    /// The game and its settings.
+    game_entry: GameEntry,
+    /// Room-wide settings (idle timeout, lag timeout, history).
+    settings: RoomSettings,
+    /// Where this room unregisters itself when it stops.
+    registry: Arc<RoomRegistry>,
+    /// The game logic and its state.
+    game: Box<dyn GameInstance>,
+    /// Number of ticks run; the published state belongs to this tick.
+    tick: u64,
+    /// The latest published state.
+    table: Arc<EntityTable>,
+    /// Recent published states (oldest first, the latest included), to answer a
+    /// resume with a delta and to inspect a given tick.
+    history: VecDeque<(u64, Arc<EntityTable>)>,
+    /// Connected members by player id.
+    members: HashMap<PlayerId, Member>,
+    /// Disconnected players within their resume grace.
+    away: HashMap<PlayerId, AwayPlayer>,
+    /// Resume tokens of present and away players.
+    tokens: HashMap<ResumeToken, PlayerId>,
+    /// Next new player id.
+    next_player: PlayerId,
+    /// Since when the room has had no players at all.
+    empty_since: Option<Instant>,
+    /// Tick duration and lateness.
+    timing: TickTiming,
+    /// Set when game code panicked: the room no longer ticks nor admits members.
+    failed: Option<String>,
+    /// Fixed simulation step, seconds.
+    dt: f32,
+    /// Span every log line of this room belongs to.
+    span: tracing::Span,
+}
+
+impl GameRoom {
+    /// A new, empty room.
+    pub fn new(
+        id: RoomId,
+        key: RoomKey,
+        game_entry: GameEntry,
+        settings: RoomSettings,
+        registry: Arc<RoomRegistry>,
+    ) -> Self {
+        let period = Duration::from_secs_f64(1.0 / f64::from(game_entry.settings.tick_rate_hz));
+        let span = info_span!("room", kind = "game", key = %key, room_id = id);
+        let game = game_entry.instantiate();
+        let table = Arc::new(game.publish());
+        Self {
+            id,
+            dt: 1.0 / f32::from(game_entry.settings.tick_rate_hz),
+            key,
+            game,
+            game_entry,
+            settings,
+            registry,
+            tick: 0,
+            history: VecDeque::from([(0, table.clone())]),
+            table,
+            members: HashMap::new(),
+            away: HashMap::new(),
+            tokens: HashMap::new(),
+            next_player: 1,
+            empty_since: Some(Instant::now()),
+            timing: TickTiming::new(period),
+            failed: None,
+            span,
+        }
+    }
+
+    fn period(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / f64::from(self.game_entry.settings.tick_rate_hz))
+    }
+
+    /// Runs game code; a panic fails the room and yields `None`.
+    fn guarded<T>(&mut self, what: &str, f: impl FnOnce(&mut dyn GameInstance) -> T) -> Option<T> {
+        match catch_unwind(AssertUnwindSafe(|| f(self.game.as_mut()))) {
+            Ok(v) => Some(v),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                self.fail(format!("game logic panicked in {what}: {msg}"));
+                None
+            }
+        }
+    }
+
+    /// Fails the room: members are closed with 1011, the last good state stays.
+    fn fail(&mut self, reason: String) {
+        let _enter = self.span.enter();
+        error!(cause = %reason, tick = self.tick, "room failed; keeping its last good state");
+        for (_, mut m) in self.members.drain() {
+            m.kick(CloseCode::Error, format!("room failed: {reason}"));
+        }
+        self.away.clear();
+        self.tokens.clear();
+        self.failed = Some(reason);
+    }
+
+    fn encode_snapshot(&self) -> Bytes {
+        ServerMessage::Snapshot(snapshot(&self.table, self.tick)).encode()
+    }
+
+    fn on_tick(&mut self, scheduled: Instant, ctx: &mut Context<Self>) {
+        let started = Instant::now();
+        let lateness = started.saturating_duration_since(scheduled);
+        if self.failed.is_none() {
+            self.run_tick(started);
+        }
+        self.check_idle(started, ctx);
+        self.timing.record(started.elapsed(), lateness);
+    }
+
+    fn run_tick(&mut self, now: Instant) {
+        let dt = self.dt;
+        let Some(table) = self.guarded("tick", |g| {
+            g.step(dt);
+            g.publish()
+        }) else {
+            return;
+        };
+        let base = self.tick;
+        self.tick += 1;
+        let table = Arc::new(table);
+        let delta = ServerMessage::Delta(diff(&self.table, &table, base, self.tick)).encode();
+        self.table = table;
+        self.history.push_back((self.tick, self.table.clone()));
+        while self.history.len() > self.settings.history_ticks.max(1) {
+            self.history.pop_front();
+        }
+        self.broadcast(&delta, now);
+        self.expire_away_players(now);
+    }
+
+    /// Hands this tick's delta to every member, snapshots to those that need one.
+    fn broadcast(&mut self, delta: &Bytes, now: Instant) {
+        let lag_timeout = self.settings.lag_timeout;
+        let mut snapshot_frame: Option<Bytes> = None;
+        let (table, tick) = (&self.table, self.tick);
+        let mut make_snapshot = || {
+            snapshot_frame
+                .get_or_insert_with(|| ServerMessage::Snapshot(snapshot(table, tick)).encode())
+                .clone()
+        };
+        let mut too_slow = Vec::new();
+        let mut gone = Vec::new();
+        for (player, member) in &mut self.members {
+            match member.deliver_tick(delta, &mut make_snapshot, now, lag_timeout) {
+                Delivery::Sent | Delivery::Lagging => {}
+                Delivery::TooSlow => too_slow.push(*player),
+                Delivery::Gone => gone.push(*player),
+            }
+        }
+        for player in too_slow {
+            if let Some(mut m) = self.members.remove(&player) {
+                warn!(parent: &self.span, player, conn = m.conn, skipped = m.frames_skipped, "disconnecting a member that cannot keep up");
+                m.kick(
+                    CloseCode::Policy,
+                    format!(
+                        "too slow: could not keep up with the room for {:?}",
+                        lag_timeout
+                    ),
+                );
+                self.player_disconnected(player, now);
+            }
+        }
+        for player in gone {
+            if self.members.remove(&player).is_some() {
+                self.player_disconnected(player, now);
+            }
+        }
+    }
+
+    fn player_disconnected(&mut self, player: PlayerId, now: Instant) {
+        self.away.insert(player, AwayPlayer { since: now });
+        self.guarded("player_disconnected", |g| g.player_disconnected(player));
+    }
+
+    fn player_left(&mut self, player: PlayerId) {
+        self.tokens.retain(|_, p| *p != player);
+        self.guarded("player_left", |g| g.player_left(player));
+    }
+
+    fn expire_away_players(&mut self, now: Instant) {
+        let grace = self.game_entry.settings.resume_grace;
+        let expired: Vec<PlayerId> = self
+            .away
+            .iter()
+            .filter(|(_, a)| now.duration_since(a.since) >= grace)
+            .map(|(p, _)| *p)
+            .collect();
+        for player in expired {
+            self.away.remove(&player);
+            info!(parent: &self.span, player, "resume grace over; player removed");
+            self.player_left(player);
+        }
+    }
+
+    fn check_idle(&mut self, now: Instant, ctx: &mut Context<Self>) {
+        if !self.members.is_empty() || !self.away.is_empty() {
+            self.empty_since = None;
+            return;
+        }
+        let since = *self.empty_since.get_or_insert(now);
+        if now.duration_since(since) >= self.settings.idle_timeout {
+            info!(parent: &self.span, "room idle; stopping");
+            ctx.stop();
+        }
+    }
+
+    fn join(&mut self, msg: JoinGame, ctx: &mut Context<Self>) -> Result<Joined, JoinRefused> {
+        if let Some(reason) = &self.failed {
+            return Err(JoinRefused::Failed(reason.clone()));
+        }
+        if ctx.state() != actix::ActorState::Running {
+            return Err(JoinRefused::Closing);
+        }
+        let resumable = msg
+            .resume
+            .and_then(|r| self.tokens.get(&r.token).map(|p| (*p, r)));
+        let (player, token, resumed) = match resumable {
+            Some((player, resume)) => {
+                if let Some(mut old) = self.members.remove(&player) {
+                    old.kick(
+                        CloseCode::Policy,
+                        "replaced by a newer connection of the same player",
+                    );
+                }
+                self.away.remove(&player);
+                self.guarded("player_resumed", |g| g.player_resumed(player));
+                (player, resume.token, Some(resume.last_tick))
+            }
+            None => {
+                let player = self.next_player;
+                self.next_player += 1;
+                let token = ResumeToken(rand::random());
+                self.tokens.insert(token, player);
+                self.guarded("player_joined", |g| g.player_joined(player));
+                (player, token, None)
+            }
+        };
+        if let Some(reason) = &self.failed {
+            return Err(JoinRefused::Failed(reason.clone()));
+        }
+        let member = Member::new(msg.conn, token, msg.outbox, msg.kick);
+        let welcome = ServerMessage::Welcome(Welcome {
+            protocol: PROTOCOL_VERSION,
+            player_id: player,
+            resume_token: token,
+            resumed: resumed.is_some(),
+            game: self.game_entry.name.to_string(),
+            room: self.key.room().to_owned(),
+            tick_rate_hz: self.game_entry.settings.tick_rate_hz,
+        });
+        member.send_control(welcome.encode());
+        if msg.resume.is_some() && resumed.is_none() {
+            member.send_control(
+                ServerMessage::Error(ErrorMessage {
+                    code: close::error::RESUME_REJECTED,
+                    message: "resume token unknown or expired; joined as a new player".into(),
+                })
+                .encode(),
+            );
+        }
+        // A resumed client gets a delta from its own last tick when we still hold it.
+        let held = resumed.and_then(|last| self.history.iter().find(|(t, _)| *t == last));
+        let first = match held {
+            Some((last, old)) => {
+                ServerMessage::Delta(diff(old, &self.table, *last, self.tick)).encode()
+            }
+            None => self.encode_snapshot(),
+        };
+        member.send_control(first);
+        info!(parent: &self.span, player, conn = msg.conn, resumed = resumed.is_some(), "member joined");
+        self.members.insert(player, member);
+        self.empty_since = None;
+        Ok(Joined {
+            player,
+            resumed: resumed.is_some(),
+        })
+    }
+
+    /// The member of `player` if it is attached through `conn`.
+    fn member(&mut self, player: PlayerId, conn: u64) -> Option<&mut Member> {
+        self.members.get_mut(&player).filter(|m| m.conn == conn)
+    }
+}
+
+impl Actor for GameRoom {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let period = self.period();
+        // tokio's interval keeps a fixed schedule (start + n * period) and, when
+        // late, bursts to catch up: a late tick is measured, never skipped.
+        let interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ctx.add_stream(IntervalStream::new(interval));
+        info!(parent: &self.span, tick_rate_hz = self.game_entry.settings.tick_rate_hz, "room started");
+    }
+
+    fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        for (_, mut m) in self.members.drain() {
+            m.kick(CloseCode::Away, "room closed");
+        }
+        Running::Stop
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.registry.forget(&self.key, self.id);
+        info!(parent: &self.span, tick = self.tick, "room stopped");
+    }
+}
+
+impl StreamHandler<tokio::time::Instant> for GameRoom {
+    fn handle(&mut self, scheduled: tokio::time::Instant, ctx: &mut Context<Self>) {
+        self.on_tick(scheduled.into_std(), ctx);
+    }
+
+    /// The interval never ends; if it did, the room must not stop silently.
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        error!(parent: &self.span, "tick stream ended unexpectedly");
+    }
+}
+
+impl Handler<JoinGame> for GameRoom {
+    type Result = Result<Joined, JoinRefused>;
+
+    fn handle(&mut self, msg: JoinGame, ctx: &mut Context<Self>) -> Self::Result {
+        self.join(msg, ctx)
+    }
+}
+
+impl Handler<PlayerInput> for GameRoom {
+    type Result = Result<(), InputError>;
+
+    fn handle(&mut self, msg: PlayerInput, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.member(msg.player, msg.conn).is_none() {
+            return Ok(()); // a replaced or removed connection: nothing to apply
+        }
+        let player = msg.player;
+        self.guarded("queue_input", |g| {
+            g.queue_input(player, msg.seq, &msg.payload)
+        })
+        .unwrap_or(Ok(()))
+    }
+}
+
+impl Handler<RequestSnapshot> for GameRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: RequestSnapshot, _ctx: &mut Context<Self>) {
+        if let Some(m) = self.member(msg.player, msg.conn) {
+            m.request_snapshot();
+        }
+    }
+}
+
+impl Handler<PingRoom> for GameRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: PingRoom, _ctx: &mut Context<Self>) {
+        let tick = self.tick;
+        if let Some(m) = self.member(msg.player, msg.conn) {
+            m.send_control(
+                ServerMessage::Pong(Pong {
+                    client_time_us: msg.client_time_us,
+                    server_tick: tick,
+                })
+                .encode(),
+            );
+        }
+    }
+}
+
+impl Handler<MemberGone> for GameRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: MemberGone, _ctx: &mut Context<Self>) {
+        if self.member(msg.player, msg.conn).is_none() {
+            return;
+        }
+        self.members.remove(&msg.player);
+        info!(parent: &self.span, player = msg.player, conn = msg.conn, departure = ?msg.departure, "member gone");
+        match msg.departure {
+            Departure::Left => self.player_left(msg.player),
+            Departure::Disconnected => self.player_disconnected(msg.player, Instant::now()),
+        }
+    }
+}
+
+impl Handler<InspectState> for GameRoom {
+    type Result = Option<StateView>;
+
+    fn handle(&mut self, msg: InspectState, _ctx: &mut Context<Self>) -> Self::Result {
+        let tick = msg.at_tick.unwrap_or(self.tick);
+        self.history
+            .iter()
+            .find(|(t, _)| *t == tick)
+            .map(|(tick, entities)| StateView {
+                tick: *tick,
+                entities: entities.clone(),
+            })
+    }
+}
+
+impl Handler<DescribeRoom> for GameRoom {
+    type Result = actix::MessageResult<DescribeRoom>;
+
+    fn handle(&mut self, _msg: DescribeRoom, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut members: Vec<MemberInfo> = self
+            .members
+            .iter()
+            .map(|(player, m)| MemberInfo {
+                player: *player,
+                conn: m.conn,
+                outbox_depth: m.outbox_depth(),
+                frames_skipped: m.frames_skipped,
+                connected_secs: m.joined_at.elapsed().as_secs_f64(),
+            })
+            .collect();
+        members.sort_by_key(|m| m.player);
+        let mut away_players: Vec<PlayerId> = self.away.keys().copied().collect();
+        away_players.sort_unstable();
+        actix::MessageResult(GameRoomInfo {
+            game: self.game_entry.name.to_string(),
+            room: self.key.room().to_owned(),
+            tick: self.tick,
+            tick_rate_hz: self.game_entry.settings.tick_rate_hz,
+            members,
+            away_players,
+            timing: self.timing.summary(),
+            failed: self.failed.clone(),
+        })
+    }
+}
+
+impl Handler<StopRoom> for GameRoom {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StopRoom, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,167 @@
+//! Every message a room actor accepts, one type each, with its reply type.
+
+use std::sync::Arc;
+
+use actix::Message;
+use actix_ws::CloseReason;
+use bytes::Bytes;
+use roomcast_protocol::{state::EntityTable, Resume};
+use tokio::sync::oneshot;
+
+use super::{member::OutboxSender, timing::TickTimingSummary, ConnId};
+use crate::game::{InputError, PlayerId};
+
+/// A connection asks to join (or resume) a game room.
+#[derive(Message)]
+#[rtype(result = "Result<Joined, JoinRefused>")]
+pub struct JoinGame {
+    /// The joining connection.
+    pub conn: ConnId,
+    /// Resume request from the client's `Join`, if any.
+    pub resume: Option<Resume>,
+    /// Where the room sends this member's frames.
+    pub outbox: OutboxSender,
+    /// How the room makes the session close.
+    pub kick: oneshot::Sender<CloseReason>,
+}
+
+/// A successful join.
+#[derive(Debug, Clone, Copy)]
+pub struct Joined {
+    /// The member's player id.
+    pub player: PlayerId,
+    /// True when an earlier player was resumed.
+    pub resumed: bool,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JoinRefused {
+    /// The room is stopping; look it up again to get a fresh one.
+    #[error("room is closing")]
+    Closing,
+    /// The room's game failed; it refuses members until it is evicted.
+    #[error("room failed: {0}")]
+    Failed(String),
+}
+
+/// One input from a member.
+#[derive(Message)]
+#[rtype(result = "Result<(), InputError>")]
+pub struct PlayerInput {
+    /// Sender's player id.
+    pub player: PlayerId,
+    /// Sender's connection (a replaced connection's inputs are ignored).
+    pub conn: ConnId,
+    /// Client sequence number.
+    pub seq: u32,
+    /// The game's encoded input.
+    pub payload: Bytes,
+}
+
+/// A member asks for a fresh snapshot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RequestSnapshot {
+    /// Asking player.
+    pub player: PlayerId,
+    /// Asking connection.
+    pub conn: ConnId,
+}
+
+/// A member's ping, answered with a `Pong` carrying the room tick.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PingRoom {
+    /// Pinging player.
+    pub player: PlayerId,
+    /// Pinging connection.
+    pub conn: ConnId,
+    /// Echoed back.
+    pub client_time_us: u64,
+}
+
+/// How a member's connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// The client sent `Leave`: remove the player now.
+    Left,
+    /// The connection dropped or was closed: keep the player for the resume grace.
+    Disconnected,
+}
+
+/// A member's connection ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MemberGone {
+    /// The player.
+    pub player: PlayerId,
+    /// The connection that ended (ignored if the player has since resumed on another).
+    pub conn: ConnId,
+    /// Left for good, or may come back.
+    pub departure: Departure,
+}
+
+/// The published state at a tick (the current one when `at_tick` is `None`), if
+/// the room still holds it.
+#[derive(Message)]
+#[rtype(result = "Option<StateView>")]
+pub struct InspectState {
+    /// Which tick; `None` for the latest.
+    pub at_tick: Option<u64>,
+}
+
+/// A published room state.
+#[derive(Debug, Clone)]
+pub struct StateView {
+    /// Tick of the state.
+    pub tick: u64,
+    /// Entity table at that tick.
+    pub entities: Arc<EntityTable>,
+}
+
+/// Figures about a room, for operators and tests.
+#[derive(Message)]
+#[rtype(result = "GameRoomInfo")]
+pub struct DescribeRoom;
+
+/// What [`DescribeRoom`] answers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GameRoomInfo {
+    /// Game name.
+    pub game: String,
+    /// Room name.
+    pub room: String,
+    /// Current tick.
+    pub tick: u64,
+    /// Ticks per second.
+    pub tick_rate_hz: u16,
+    /// Connected members.
+    pub members: Vec<MemberInfo>,
+    /// Players disconnected and waiting out their resume grace.
+    pub away_players: Vec<PlayerId>,
+    /// Tick timing so far.
+    pub timing: TickTimingSummary,
+    /// Why the room failed, if it did.
+    pub failed: Option<String>,
+}
+
+/// One member in [`GameRoomInfo`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberInfo {
+    /// Player id.
+    pub player: PlayerId,
+    /// Connection id.
+    pub conn: ConnId,
+    /// Frames waiting in its outbox.
+    pub outbox_depth: usize,
+    /// Frames skipped because it lagged.
+    pub frames_skipped: u64,
+    /// Seconds since it joined.
+    pub connected_secs: f64,
+}
+
+/// Stops the room (graceful shutdown or operator request).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopRoom;

@@ -1,0 +1,232 @@
+//! The room registry: room key → room actor. It creates a room on first join,
+//! places it on the least-loaded arbiter of its pool (one arbiter per core by
+//! default), and forgets it when the room stops. Every room lookup in the server
+//! goes through here, which keeps room ownership in one place.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_rt::{Arbiter, ArbiterHandle};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::info;
+
+use super::{game_room::GameRoom, messages::StopRoom, RoomId, RoomName};
+use crate::game::GameEntry;
+
+/// Identifies a room across kinds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RoomKey {
+    /// A game room: `/game/{game}/{room}`.
+    Game {
+        /// Game name.
+        game: String,
+        /// Room name.
+        room: RoomName,
+    },
+}
+
+impl RoomKey {
+    /// The room name part of the key.
+    pub fn room(&self) -> &str {
+        match self {
+            RoomKey::Game { room, .. } => room.as_str(),
+        }
+    }
+
+    /// `"game"` (or later `"doc"`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RoomKey::Game { .. } => "game",
+        }
+    }
+}
+
+impl fmt::Display for RoomKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoomKey::Game { game, room } => write!(f, "game/{game}/{room}"),
+        }
+    }
+}
+
+/// Settings every room is created with (per-game ones live in the game catalog).
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    /// An empty room stops after this long.
+    pub idle_timeout: Duration,
+    /// A member whose outbox stays full this long is disconnected (1008).
+    pub lag_timeout: Duration,
+    /// How many recent published states a game room keeps (resume deltas, inspection).
+    pub history_ticks: usize,
+}
+
+/// A registered room.
+#[derive(Clone)]
+struct RoomSlot {
+    /// The room's lifetime id.
+    id: RoomId,
+    /// Index of the arbiter it runs on.
+    arbiter: usize,
+    /// Its address.
+    addr: Addr<GameRoom>,
+}
+
+/// A registered room, as listed by [`RoomRegistry::rooms`].
+#[derive(Clone)]
+pub struct RoomEntry {
+    /// Key.
+    pub key: RoomKey,
+    /// Lifetime id.
+    pub id: RoomId,
+    /// Index of the arbiter (room thread) it runs on.
+    pub arbiter: usize,
+    /// Address of the game room actor.
+    pub addr: Addr<GameRoom>,
+}
+
+/// Room key → room actor, and the arbiter pool rooms run on.
+pub struct RoomRegistry {
+    /// Live rooms.
+    rooms: Mutex<HashMap<RoomKey, RoomSlot>>,
+    /// Room threads; rooms are spread over them.
+    arbiters: Vec<ArbiterHandle>,
+    /// Owned arbiters, stopped at shutdown.
+    owned_arbiters: Mutex<Vec<Arbiter>>,
+    /// Settings for new rooms.
+    settings: RoomSettings,
+    /// Next room lifetime id.
+    next_id: AtomicU64,
+}
+
+impl RoomRegistry {
+    /// A registry with `threads` room arbiters. Must be called inside an actix
+    /// system (the arbiters register with it).
+    pub fn new(threads: usize, settings: RoomSettings) -> Arc<Self> {
+        let owned: Vec<Arbiter> = (0..threads.max(1)).map(|_| Arbiter::new()).collect();
+        Arc::new(Self {
+            rooms: Mutex::new(HashMap::new()),
+            arbiters: owned.iter().map(|a| a.handle()).collect(),
+            owned_arbiters: Mutex::new(owned),
+            settings,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<RoomKey, RoomSlot>> {
+        // A poisoned lock only means another thread panicked while holding it; the
+        // map itself is always left consistent (single inserts/removes).
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The game room for `room`, created (on the least-loaded arbiter) if absent.
+    pub fn game_room(self: &Arc<Self>, game: &GameEntry, room: &RoomName) -> Addr<GameRoom> {
+        let key = RoomKey::Game {
+            game: game.name.to_string(),
+            room: room.clone(),
+        };
+        let mut rooms = self.lock();
+        if let Some(slot) = rooms.get(&key) {
+            if slot.addr.connected() {
+                return slot.addr.clone();
+            }
+        }
+        let arbiter = self.least_loaded_arbiter(&rooms);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (registry, entry, settings, k) = (
+            self.clone(),
+            game.clone(),
+            self.settings.clone(),
+            key.clone(),
+        );
+        let addr = GameRoom::start_in_arbiter(&self.arbiters[arbiter], move |_ctx| {
+            GameRoom::new(id, k, entry, settings, registry)
+        });
+        info!(%key, room_id = id, arbiter, "room created");
+        rooms.insert(
+            key,
+            RoomSlot {
+                id,
+                arbiter,
+                addr: addr.clone(),
+            },
+        );
+        addr
+    }
+
+    fn least_loaded_arbiter(&self, rooms: &HashMap<RoomKey, RoomSlot>) -> usize {
+        let mut load = vec![0usize; self.arbiters.len()];
+        for slot in rooms.values() {
+            load[slot.arbiter] += 1;
+        }
+        load.iter()
+            .enumerate()
+            .min_by_key(|(_, n)| **n)
+            .map(|(i, _)| i)
+            .unwrap_or(0)
+    }
+
+    /// Unregisters a stopped room, unless the key already belongs to a successor.
+    pub fn forget(&self, key: &RoomKey, id: RoomId) {
+        let mut rooms = self.lock();
+        if rooms.get(key).is_some_and(|slot| slot.id == id) {
+            rooms.remove(key);
+        }
+    }
+
+    /// The live room under `key`, if any.
+    pub fn get(&self, key: &RoomKey) -> Option<RoomEntry> {
+        self.lock().get(key).map(|s| RoomEntry {
+            key: key.clone(),
+            id: s.id,
+            arbiter: s.arbiter,
+            addr: s.addr.clone(),
+        })
+    }
+
+    /// Every live room, sorted by key.
+    pub fn rooms(&self) -> Vec<RoomEntry> {
+        let mut list: Vec<RoomEntry> = self
+            .lock()
+            .iter()
+            .map(|(k, s)| RoomEntry {
+                key: k.clone(),
+                id: s.id,
+                arbiter: s.arbiter,
+                addr: s.addr.clone(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+        list
+    }
+
+    /// Number of room threads.
+    pub fn arbiter_count(&self) -> usize {
+        self.arbiters.len()
+    }
+
+    /// Stops every room (each flushes on its way out), then the room threads.
+    pub async fn shutdown(&self) {
+        for room in self.rooms() {
+            let _ = room.addr.send(StopRoom).await;
+        }
+        let arbiters: Vec<Arbiter> = std::mem::take(
+            &mut *self
+                .owned_arbiters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for arbiter in &arbiters {
+            arbiter.stop();
+        }
+        // Joining blocks; do it off the async thread.
+        let _ = tokio::task::spawn_blocking(move || {
+            for arbiter in arbiters {
+                let _ = arbiter.join();
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,139 @@
+//! Starting and stopping: [`Server`] wires the game catalog, the room registry and
+//! the HTTP server together on a listener, and runs until its shutdown token is
+//! cancelled; then it stops accepting, closes every connection with 1001, stops
+//! every room and returns.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::game::{Game, GameCatalog};
+use crate::http::{self, AppState};
+use crate::room::{RoomRegistry, RoomSettings};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is inconsistent (e.g. a setting names an unknown game).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A configured server, not yet running. Register extra games before [`Server::run`].
+pub struct Server {
+    /// The configuration.
+    config: Config,
+    /// Games by name (the built-in ones plus any the embedder registers).
+    games: GameCatalog,
+    /// Created in [`Server::run`]; exposed to embedders and tests.
+    registry: Option<Arc<RoomRegistry>>,
+}
+
+impl Server {
+    /// A server with the built-in games.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            games: GameCatalog::with_builtin_games(),
+            registry: None,
+        }
+    }
+
+    /// Registers an extra game under `name` (its default settings apply; the
+    /// config's per-game flags may name it).
+    pub fn register_game<G: Game>(&mut self, name: &str, game: G) -> &mut Self {
+        self.games.register(name, game);
+        self
+    }
+
+    /// The game catalog (to inspect or adjust settings before running).
+    pub fn games_mut(&mut self) -> &mut GameCatalog {
+        &mut self.games
+    }
+
+    /// Creates the room registry (and its room threads) now, so the caller can
+    /// hold it; [`Server::run`] does it otherwise. Needs an actix system.
+    pub fn registry(&mut self) -> Arc<RoomRegistry> {
+        let config = &self.config;
+        self.registry
+            .get_or_insert_with(|| {
+                RoomRegistry::new(
+                    config.room_thread_count(),
+                    RoomSettings {
+                        idle_timeout: config.idle_timeout,
+                        lag_timeout: config.lag_timeout,
+                        history_ticks: config.history_ticks,
+                    },
+                )
+            })
+            .clone()
+    }
+
+    /// Serves on `listener` until `shutdown` is cancelled, then shuts down
+    /// gracefully. Must run inside an actix system (`#[actix_web::main]`,
+    /// `#[actix_web::test]`).
+    pub async fn run(
+        mut self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServerError> {
+        self.config
+            .apply_to(&mut self.games)
+            .map_err(ServerError::Config)?;
+        let registry = self.registry();
+        let sessions = TaskTracker::new();
+        let addr = listener.local_addr()?;
+        let state = web::Data::new(AppState::new(
+            self.config.clone(),
+            self.games.clone(),
+            registry.clone(),
+            shutdown.clone(),
+            sessions.clone(),
+        ));
+        let http =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+                .workers(self.config.http_worker_count())
+                .disable_signals()
+                .shutdown_timeout(self.config.shutdown_timeout.as_secs().max(1))
+                .listen(listener)?
+                .run();
+        let handle = http.handle();
+        info!(%addr, games = ?self.games.names(), room_threads = registry.arbiter_count(), "roomcast listening");
+        let http_task = actix_web::rt::spawn(http);
+
+        shutdown.cancelled().await;
+        info!("shutting down: no new connections, closing members with 1001");
+        handle.pause().await;
+        sessions.close();
+        if tokio::time::timeout(self.config.shutdown_timeout, sessions.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                open = sessions.len(),
+                "some connections did not close in time"
+            );
+        }
+        registry.shutdown().await;
+        handle.stop(true).await;
+        let _ = http_task.await;
+        info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Runs a server with the built-in games: see [`Server::run`].
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    Server::new(config).run(listener, shutdown).await
+}

@@ -1,0 +1,281 @@
+//! A game-room session: join handshake, then one `select!` loop over socket frames,
+//! kicks from the room, the heartbeat and server shutdown, which ends with a close
+//! reason; finally the room is told the member is gone.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Addr, MailboxError};
+use actix_ws::{AggregatedMessageStream, CloseCode, CloseReason, Session};
+use roomcast_protocol::{
+    close::error, ClientMessage, ErrorMessage, Join, ServerMessage, PROTOCOL_VERSION,
+};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::socket::{self, close_reason, ConnLimits, Frame};
+use crate::game::{GameEntry, PlayerId};
+use crate::room::{
+    game_room::GameRoom,
+    member,
+    messages::{
+        Departure, JoinGame, JoinRefused, MemberGone, PingRoom, PlayerInput, RequestSnapshot,
+    },
+    ConnId, RoomName, RoomRegistry,
+};
+
+/// How many times a join retries when it races with its room stopping.
+const JOIN_ATTEMPTS: usize = 3;
+
+/// Everything a game session needs besides its socket.
+pub struct GameSession {
+    /// This connection's id.
+    pub conn: ConnId,
+    /// The game of the URL.
+    pub game: GameEntry,
+    /// The room name of the URL.
+    pub room: RoomName,
+    /// Where rooms are looked up.
+    pub registry: Arc<RoomRegistry>,
+    /// Connection limits.
+    pub limits: ConnLimits,
+    /// Frames a member's outbox holds.
+    pub outbox_frames: usize,
+    /// Cancelled at server shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// A joined member: its room and identity.
+struct Membership {
+    addr: Addr<GameRoom>,
+    player: PlayerId,
+    kick: oneshot::Receiver<CloseReason>,
+    writer: actix_web::rt::task::JoinHandle<()>,
+}
+
+impl GameSession {
+    /// Runs the connection to its end.
+    pub async fn run(self, mut ws: Session, mut stream: AggregatedMessageStream) {
+        let reason = match self.handshake(&mut ws, &mut stream).await {
+            Ok(join) => match self.join(&ws, join).await {
+                Ok(mut membership) => {
+                    let (reason, departure) =
+                        self.serve(&mut ws, &mut stream, &mut membership).await;
+                    membership.writer.abort();
+                    membership.addr.do_send(MemberGone {
+                        player: membership.player,
+                        conn: self.conn,
+                        departure,
+                    });
+                    reason
+                }
+                Err(reason) => Some(reason),
+            },
+            Err(reason) => reason,
+        };
+        debug!(conn = self.conn, reason = ?reason, "closing");
+        socket::close(ws, reason).await;
+    }
+
+    /// Waits for the first message, which must be a `Join` of our protocol version.
+    async fn handshake(
+        &self,
+        ws: &mut Session,
+        stream: &mut AggregatedMessageStream,
+    ) -> Result<Join, Option<CloseReason>> {
+        let deadline = tokio::time::sleep(self.limits.join_timeout);
+        tokio::pin!(deadline);
+        loop {
+            let frame = tokio::select! {
+                _ = &mut deadline => return Err(Some(close_reason(CloseCode::Policy, "no Join received in time"))),
+                _ = self.shutdown.cancelled() => return Err(Some(close_reason(CloseCode::Away, "server shutting down"))),
+                frame = socket::next_frame(stream, ws, self.limits.max_frame_bytes) => frame,
+            };
+            match frame {
+                Frame::Binary(bytes) => {
+                    return match ClientMessage::decode(&bytes) {
+                        Ok(ClientMessage::Join(join)) if join.protocol == PROTOCOL_VERSION => {
+                            Ok(join)
+                        }
+                        Ok(ClientMessage::Join(join)) => {
+                            let msg = format!(
+                                "protocol {} is not supported (server speaks {PROTOCOL_VERSION})",
+                                join.protocol
+                            );
+                            send_error(ws, error::UNSUPPORTED_PROTOCOL, &msg).await;
+                            Err(Some(close_reason(CloseCode::Policy, msg)))
+                        }
+                        Ok(_) => Err(Some(close_reason(
+                            CloseCode::Policy,
+                            "the first message must be Join",
+                        ))),
+                        Err(e) => Err(Some(close_reason(
+                            CloseCode::Invalid,
+                            format!("bad message: {e}"),
+                        ))),
+                    };
+                }
+                Frame::Control => continue,
+                Frame::Close(reason) => return Err(Some(reason)),
+                Frame::Ended => return Err(None),
+            }
+        }
+    }
+
+    /// Joins the room (retrying if it raced with the room stopping).
+    async fn join(&self, ws: &Session, join: Join) -> Result<Membership, CloseReason> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let addr = self.registry.game_room(&self.game, &self.room);
+            let (outbox_tx, outbox_rx) = member::outbox(self.outbox_frames);
+            let (kick_tx, kick_rx) = oneshot::channel();
+            let request = JoinGame {
+                conn: self.conn,
+                resume: join.resume,
+                outbox: outbox_tx,
+                kick: kick_tx,
+            };
+            match addr.send(request).await {
+                Ok(Ok(joined)) => {
+                    info!(
+                        conn = self.conn,
+                        player = joined.player,
+                        resumed = joined.resumed,
+                        "joined"
+                    );
+                    let writer = actix_web::rt::spawn(socket::write_outbox(ws.clone(), outbox_rx));
+                    return Ok(Membership {
+                        addr,
+                        player: joined.player,
+                        kick: kick_rx,
+                        writer,
+                    });
+                }
+                Ok(Err(JoinRefused::Failed(reason))) => {
+                    return Err(close_reason(
+                        CloseCode::Error,
+                        format!("room failed: {reason}"),
+                    ));
+                }
+                Ok(Err(JoinRefused::Closing))
+                | Err(MailboxError::Closed)
+                | Err(MailboxError::Timeout) => continue,
+            }
+        }
+        Err(close_reason(
+            CloseCode::Again,
+            "room is restarting; try again",
+        ))
+    }
+
+    /// The member's main loop; returns the close reason and how the member left.
+    async fn serve(
+        &self,
+        ws: &mut Session,
+        stream: &mut AggregatedMessageStream,
+        m: &mut Membership,
+    ) -> (Option<CloseReason>, Departure) {
+        let mut heartbeat = tokio::time::interval(self.limits.heartbeat_interval);
+        heartbeat.tick().await; // the first tick is immediate
+        let mut last_heard = Instant::now();
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => {
+                    return (Some(close_reason(CloseCode::Away, "server shutting down")), Departure::Disconnected);
+                }
+                kicked = &mut m.kick => {
+                    let reason = kicked.unwrap_or_else(|_| close_reason(CloseCode::Error, "room stopped"));
+                    return (Some(reason), Departure::Disconnected);
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > self.limits.heartbeat_timeout {
+                        return (Some(close_reason(CloseCode::Policy, "heartbeat timeout")), Departure::Disconnected);
+                    }
+                    let _ = ws.ping(b"").await;
+                    continue;
+                }
+                frame = socket::next_frame(stream, ws, self.limits.max_frame_bytes) => frame,
+            };
+            last_heard = Instant::now();
+            let bytes = match frame {
+                Frame::Binary(bytes) => bytes,
+                Frame::Control => continue,
+                Frame::Close(reason) => return (Some(reason), Departure::Disconnected),
+                Frame::Ended => return (None, Departure::Disconnected),
+            };
+            let message = match ClientMessage::decode(&bytes) {
+                Ok(message) => message,
+                Err(e) => {
+                    return (
+                        Some(close_reason(
+                            CloseCode::Invalid,
+                            format!("bad message: {e}"),
+                        )),
+                        Departure::Disconnected,
+                    )
+                }
+            };
+            let (player, conn) = (m.player, self.conn);
+            let sent = match message {
+                ClientMessage::Input(input) => {
+                    match m
+                        .addr
+                        .send(PlayerInput {
+                            player,
+                            conn,
+                            seq: input.seq,
+                            payload: input.payload,
+                        })
+                        .await
+                    {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => {
+                            return (
+                                Some(close_reason(CloseCode::Invalid, e.to_string())),
+                                Departure::Disconnected,
+                            )
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                ClientMessage::Ping(ping) => {
+                    m.addr
+                        .send(PingRoom {
+                            player,
+                            conn,
+                            client_time_us: ping.client_time_us,
+                        })
+                        .await
+                }
+                ClientMessage::Resync => m.addr.send(RequestSnapshot { player, conn }).await,
+                ClientMessage::Leave => {
+                    return (
+                        Some(close_reason(CloseCode::Normal, "left the room")),
+                        Departure::Left,
+                    )
+                }
+                ClientMessage::Join(_) => {
+                    send_error(ws, error::UNEXPECTED_MESSAGE, "already joined").await;
+                    Ok(())
+                }
+            };
+            if sent.is_err() {
+                return (
+                    Some(close_reason(CloseCode::Error, "room stopped")),
+                    Departure::Disconnected,
+                );
+            }
+        }
+    }
+}
+
+/// Sends an in-band error message (the connection stays open).
+async fn send_error(ws: &mut Session, code: u16, message: &str) {
+    let frame = ServerMessage::Error(ErrorMessage {
+        code,
+        message: message.to_owned(),
+    })
+    .encode();
+    let _ = ws.binary(frame).await;
+}

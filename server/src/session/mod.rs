@@ -1,0 +1,9 @@
+//! Sessions: one task per WebSocket connection. A session reads frames, enforces
+//! the connection's limits (frame size, join timeout, heartbeat), decodes with the
+//! protocol crate and forwards to its room; a separate writer drains the member's
+//! bounded outbox onto the socket. It owns no room state.
+
+pub mod game;
+mod socket;
+
+pub use socket::{close_reason, ConnLimits};

@@ -1,0 +1,94 @@
+//! What every session does with its socket, whatever the room kind: read the next
+//! frame with the limits applied, drain an outbox onto the socket, close with a
+//! reason within a bounded time.
+
+use std::time::Duration;
+
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
+};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// How long a session waits to hand its close frame to a socket whose peer may
+/// have stopped reading.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Per-connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Largest frame (and aggregated message), bytes.
+    pub max_frame_bytes: usize,
+    /// The first message must arrive within this long.
+    pub join_timeout: Duration,
+    /// Ping the peer this often.
+    pub heartbeat_interval: Duration,
+    /// Close a peer silent for this long.
+    pub heartbeat_timeout: Duration,
+}
+
+/// A close reason with a description.
+pub fn close_reason(code: CloseCode, description: impl Into<String>) -> CloseReason {
+    CloseReason {
+        code,
+        description: Some(description.into()),
+    }
+}
+
+/// What one read from the socket came to.
+pub enum Frame {
+    /// A binary message.
+    Binary(Bytes),
+    /// Something only the session itself cares about (ping, pong).
+    Control,
+    /// The connection must close with this reason.
+    Close(CloseReason),
+    /// The peer closed (its close frame, if any, answered) or vanished.
+    Ended,
+}
+
+/// Reads the next message and turns protocol-level problems into close reasons.
+pub async fn next_frame(
+    stream: &mut AggregatedMessageStream,
+    session: &mut Session,
+    max_frame: usize,
+) -> Frame {
+    match stream.recv().await {
+        None => Frame::Ended,
+        Some(Ok(AggregatedMessage::Binary(bytes))) => Frame::Binary(bytes),
+        Some(Ok(AggregatedMessage::Text(_))) => Frame::Close(close_reason(
+            CloseCode::Unsupported,
+            "text frames are not supported: send binary frames",
+        )),
+        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+            let _ = session.pong(&bytes).await;
+            Frame::Control
+        }
+        Some(Ok(AggregatedMessage::Pong(_))) => Frame::Control,
+        Some(Ok(AggregatedMessage::Close(_))) => {
+            Frame::Close(close_reason(CloseCode::Normal, "closed by client"))
+        }
+        Some(Err(ProtocolError::Overflow)) => Frame::Close(close_reason(
+            CloseCode::Size,
+            format!("frame larger than {max_frame} bytes"),
+        )),
+        Some(Err(e)) => Frame::Close(close_reason(
+            CloseCode::Protocol,
+            format!("websocket protocol error: {e}"),
+        )),
+    }
+}
+
+/// Drains `outbox` onto the socket until either side closes.
+pub async fn write_outbox(mut session: Session, mut outbox: mpsc::Receiver<Bytes>) {
+    while let Some(frame) = outbox.recv().await {
+        if session.binary(frame).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Sends the close frame, giving up after [`CLOSE_WAIT`] if the peer is not reading.
+pub async fn close(session: Session, reason: Option<CloseReason>) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, session.close(reason)).await;
+}
