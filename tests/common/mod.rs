@@ -1,1 +1,151 @@
+//! Helpers for the end-to-end tests: start a real roomcast server on an ephemeral
+//! loopback port (through the same `Server::run` the binary uses), connect real
+//! clients, and wait on conditions with a timeout instead of sleeping.
 
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use roomcast_client::{ConnectOptions, GameConnection};
+use roomcast_server::{room::RoomRegistry, Config, Server};
+use tokio_util::sync::CancellationToken;
+
+/// A running server.
+pub struct TestServer {
+    /// `ws://127.0.0.1:PORT`.
+    pub url: String,
+    /// `http://127.0.0.1:PORT`.
+    pub http_url: String,
+    /// The server's room registry (for looking at rooms from the test).
+    pub registry: Arc<RoomRegistry>,
+    /// Cancels the server.
+    pub shutdown: CancellationToken,
+    /// The server task.
+    task: actix_rt::task::JoinHandle<Result<(), roomcast_server::ServerError>>,
+}
+
+/// A config suited to tests: one HTTP worker, two room threads, quick timeouts.
+pub fn test_config() -> Config {
+    Config {
+        http_workers: 1,
+        room_threads: 2,
+        shutdown_timeout: Duration::from_secs(5),
+        ..Config::default()
+    }
+}
+
+/// Starts a server with `config`; `setup` may register extra games.
+pub async fn start_with(config: Config, setup: impl FnOnce(&mut Server)) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let port = listener.local_addr().expect("local addr").port();
+    let mut server = Server::new(config);
+    setup(&mut server);
+    let registry = server.registry();
+    let shutdown = CancellationToken::new();
+    let task = actix_rt::spawn(server.run(listener, shutdown.clone()));
+    TestServer {
+        url: format!("ws://127.0.0.1:{port}"),
+        http_url: format!("http://127.0.0.1:{port}"),
+        registry,
+        shutdown,
+        task,
+    }
+}
+
+/// Starts a server with `config` and the built-in games.
+pub async fn start(config: Config) -> TestServer {
+    start_with(config, |_| {}).await
+}
+
+impl TestServer {
+    /// Joins `game`/`room` as a new player.
+    pub async fn join(&self, game: &str, room: &str) -> GameConnection {
+        self.join_with(game, room, ConnectOptions::default()).await
+    }
+
+    /// Joins with options.
+    pub async fn join_with(
+        &self,
+        game: &str,
+        room: &str,
+        options: ConnectOptions,
+    ) -> GameConnection {
+        GameConnection::connect(&self.url, game, room, options)
+            .await
+            .unwrap_or_else(|e| panic!("join {game}/{room}: {e}"))
+    }
+
+    /// Shuts the server down gracefully and waits for `run` to return.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("server stops within 20 s")
+            .expect("server task did not panic");
+        result.expect("server run returned an error");
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The registry key of a game room.
+pub fn game_key(game: &str, room: &str) -> roomcast_server::room::RoomKey {
+    roomcast_server::room::RoomKey::Game {
+        game: game.to_owned(),
+        room: roomcast_server::room::RoomName::parse(room).expect("valid room name"),
+    }
+}
+
+impl TestServer {
+    /// The published state of a live room at `tick` (`None` if the room is gone
+    /// or no longer holds that tick).
+    pub async fn state_at(
+        &self,
+        game: &str,
+        room: &str,
+        tick: u64,
+    ) -> Option<roomcast_server::room::messages::StateView> {
+        let entry = self.registry.get(&game_key(game, room))?;
+        entry
+            .addr
+            .send(roomcast_server::room::messages::InspectState {
+                at_tick: Some(tick),
+            })
+            .await
+            .ok()?
+    }
+
+    /// Figures of a live room.
+    pub async fn describe(
+        &self,
+        game: &str,
+        room: &str,
+    ) -> Option<roomcast_server::room::messages::GameRoomInfo> {
+        let entry = self.registry.get(&game_key(game, room))?;
+        entry
+            .addr
+            .send(roomcast_server::room::messages::DescribeRoom)
+            .await
+            .ok()
+    }
+}

@@ -1,0 +1,332 @@
+//! A game-room connection: handshake, inputs, and a mirror kept from the server's
+//! snapshot and deltas.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use roomcast_protocol::{
+    close, codec, state::Mirror, ClientMessage, ErrorMessage, Input, Join, Ping, Pong, Resume, ResumeToken,
+    ServerMessage, Welcome, PROTOCOL_VERSION,
+};
+use serde::Serialize;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::{
+    client_async,
+    tungstenite::{self, protocol::CloseFrame, Message},
+    WebSocketStream,
+};
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not `ws://host:port`.
+    #[error("bad url {0:?}: expected ws://host:port")]
+    BadUrl(String),
+    /// TCP or WebSocket failure (including an HTTP refusal of the upgrade).
+    #[error("websocket: {0}")]
+    WebSocket(#[from] tungstenite::Error),
+    /// TCP connect failure.
+    #[error("connect: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server sent bytes that do not decode.
+    #[error("undecodable server message: {0}")]
+    Decode(#[from] roomcast_protocol::CodecError),
+    /// The server answered the join with something other than `Welcome`.
+    #[error("unexpected reply to Join: {0}")]
+    Handshake(String),
+    /// The connection closed.
+    #[error("connection closed: {0:?}")]
+    Closed(Option<CloseInfo>),
+    /// No answer in time.
+    #[error("timed out waiting for the server")]
+    Timeout,
+}
+
+/// A close frame received from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// WebSocket close code.
+    pub code: u16,
+    /// Close reason text.
+    pub reason: String,
+}
+
+/// Something the connection received (the mirror is already updated).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A snapshot replaced the mirror.
+    Snapshot {
+        /// Its tick.
+        tick: u64,
+    },
+    /// A delta was applied.
+    Delta {
+        /// The new tick.
+        tick: u64,
+    },
+    /// A delta did not fit the mirror; a resync was requested.
+    OutOfStep,
+    /// Answer to a ping.
+    Pong(Pong),
+    /// In-band error from the server.
+    Error(ErrorMessage),
+    /// The server closed the connection (`None`: no close frame).
+    Closed(Option<CloseInfo>),
+}
+
+/// How to connect.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Resume an earlier player.
+    pub resume: Option<Resume>,
+    /// Set the socket's receive buffer (bytes), e.g. to simulate a slow reader.
+    pub recv_buffer: Option<u32>,
+    /// Time allowed for the handshake (default 10 s).
+    pub handshake_timeout: Option<Duration>,
+    /// Start from this mirror (the one of an earlier connection being resumed), so
+    /// the server's resume delta applies to it.
+    pub mirror: Option<Mirror>,
+}
+
+/// A joined game-room connection.
+pub struct GameConnection {
+    /// The socket.
+    ws: WebSocketStream<TcpStream>,
+    /// The server's welcome.
+    welcome: Welcome,
+    /// Room state from snapshot + deltas.
+    mirror: Mirror,
+    /// Set after a close was received.
+    closed: Option<Option<CloseInfo>>,
+    /// Binary bytes received so far (payload bytes of binary frames).
+    bytes_received: u64,
+}
+
+/// Splits `ws://host:port[/...]` into the `host:port` to connect to.
+fn authority(base: &str) -> Result<String, ClientError> {
+    let rest = base.strip_prefix("ws://").ok_or_else(|| ClientError::BadUrl(base.to_owned()))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(ClientError::BadUrl(base.to_owned()));
+    }
+    Ok(host.to_owned())
+}
+
+/// Opens a WebSocket to `url` (a full `ws://host:port/path`), with socket options.
+pub async fn open_socket(url: &str, recv_buffer: Option<u32>) -> Result<WebSocketStream<TcpStream>, ClientError> {
+    let host = authority(url)?;
+    let addr = tokio::net::lookup_host(&host)
+        .await?
+        .next()
+        .ok_or_else(|| ClientError::BadUrl(url.to_owned()))?;
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (ws, _response) = client_async(url, stream).await?;
+    Ok(ws)
+}
+
+/// The URL of a game room under a server base URL (`ws://host:port`).
+pub fn game_url(base: &str, game: &str, room: &str) -> String {
+    format!("{}/game/{game}/{room}", base.trim_end_matches('/'))
+}
+
+fn close_info(frame: Option<CloseFrame>) -> Option<CloseInfo> {
+    frame.map(|f| CloseInfo { code: u16::from(f.code), reason: f.reason.to_string() })
+}
+
+impl GameConnection {
+    /// Connects to `base` (`ws://host:port`), joins `game`/`room`, and waits for
+    /// the `Welcome`.
+    pub async fn connect(base: &str, game: &str, room: &str, options: ConnectOptions) -> Result<Self, ClientError> {
+        let timeout = options.handshake_timeout.unwrap_or(Duration::from_secs(10));
+        tokio::time::timeout(timeout, Self::connect_inner(base, game, room, options))
+            .await
+            .map_err(|_| ClientError::Timeout)?
+    }
+
+    async fn connect_inner(base: &str, game: &str, room: &str, options: ConnectOptions) -> Result<Self, ClientError> {
+        let mut ws = open_socket(&game_url(base, game, room), options.recv_buffer).await?;
+        let join = ClientMessage::Join(Join { protocol: PROTOCOL_VERSION, resume: options.resume });
+        ws.send(Message::binary(join.encode())).await?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => match ServerMessage::decode(&bytes)? {
+                    ServerMessage::Welcome(welcome) => {
+                        let mirror = options.mirror.unwrap_or_default();
+                        return Ok(Self { ws, welcome, mirror, closed: None, bytes_received: 0 });
+                    }
+                    other => return Err(ClientError::Handshake(format!("{other:?}"))),
+                },
+                Some(Ok(Message::Close(frame))) => return Err(ClientError::Closed(close_info(frame))),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(ClientError::Closed(None)),
+            }
+        }
+    }
+
+    /// The server's welcome (player id, resume token, tick rate).
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// This client's player id.
+    pub fn player_id(&self) -> u32 {
+        self.welcome.player_id
+    }
+
+    /// What to present to resume this player later.
+    pub fn resume_request(&self) -> Resume {
+        Resume { token: self.welcome.resume_token, last_tick: self.mirror.tick().unwrap_or(0) }
+    }
+
+    /// Options that resume this player on a new connection, keeping this mirror.
+    pub fn resume_options(&self) -> ConnectOptions {
+        ConnectOptions { resume: Some(self.resume_request()), mirror: Some(self.mirror.clone()), ..Default::default() }
+    }
+
+    /// The resume token.
+    pub fn resume_token(&self) -> ResumeToken {
+        self.welcome.resume_token
+    }
+
+    /// The room state as this client knows it.
+    pub fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+
+    /// Payload bytes of binary frames received so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
+
+    /// Sends one input with the game's payload type.
+    pub async fn send_input<T: Serialize>(&mut self, seq: u32, input: &T) -> Result<(), ClientError> {
+        let payload = Bytes::from(codec::encode(input)?);
+        self.send(&ClientMessage::Input(Input { seq, payload })).await
+    }
+
+    /// Sends any client message.
+    pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
+        self.ws.send(Message::binary(message.encode())).await?;
+        Ok(())
+    }
+
+    /// Sends a raw WebSocket message (for tests of bad input).
+    pub async fn send_raw(&mut self, message: Message) -> Result<(), ClientError> {
+        self.ws.send(message).await?;
+        Ok(())
+    }
+
+    /// Sends a ping carrying `client_time_us`.
+    pub async fn ping(&mut self, client_time_us: u64) -> Result<(), ClientError> {
+        self.send(&ClientMessage::Ping(Ping { client_time_us })).await
+    }
+
+    /// Sends `Leave`; the server closes with 1000.
+    pub async fn leave(&mut self) -> Result<(), ClientError> {
+        self.send(&ClientMessage::Leave).await
+    }
+
+    /// Waits for the next event and applies it to the mirror. After `Closed`,
+    /// keeps returning `Closed`.
+    pub async fn next_event(&mut self) -> Result<Event, ClientError> {
+        if let Some(info) = &self.closed {
+            return Ok(Event::Closed(info.clone()));
+        }
+        loop {
+            let message = match self.ws.next().await {
+                Some(Ok(m)) => m,
+                Some(Err(tungstenite::Error::ConnectionClosed)) | None => {
+                    self.closed = Some(None);
+                    return Ok(Event::Closed(None));
+                }
+                Some(Err(e)) => {
+                    self.closed = Some(None);
+                    return Err(e.into());
+                }
+            };
+            match message {
+                Message::Binary(bytes) => {
+                    self.bytes_received += bytes.len() as u64;
+                    return self.apply(&bytes).await;
+                }
+                Message::Close(frame) => {
+                    let info = close_info(frame);
+                    self.closed = Some(info.clone());
+                    return Ok(Event::Closed(info));
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    async fn apply(&mut self, bytes: &[u8]) -> Result<Event, ClientError> {
+        Ok(match ServerMessage::decode(bytes)? {
+            ServerMessage::Snapshot(s) => {
+                self.mirror.apply_snapshot(&s);
+                Event::Snapshot { tick: s.tick }
+            }
+            ServerMessage::Delta(d) => match self.mirror.apply_delta(&d) {
+                Ok(()) => Event::Delta { tick: d.tick },
+                Err(_) => {
+                    self.send(&ClientMessage::Resync).await?;
+                    Event::OutOfStep
+                }
+            },
+            ServerMessage::Pong(p) => Event::Pong(p),
+            ServerMessage::Error(e) => Event::Error(e),
+            ServerMessage::Welcome(w) => Event::Error(ErrorMessage {
+                code: close::error::UNEXPECTED_MESSAGE,
+                message: format!("unexpected second Welcome: {w:?}"),
+            }),
+        })
+    }
+
+    /// Reads events until `done(mirror)` holds, or `timeout` passes.
+    pub async fn wait_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&Mirror) -> bool,
+    ) -> Result<(), ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !done(&self.mirror) {
+            match tokio::time::timeout_at(deadline, self.next_event()).await {
+                Err(_) => return Err(ClientError::Timeout),
+                Ok(Ok(Event::Closed(info))) => return Err(ClientError::Closed(info)),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads until the server closes; returns its close frame (`None` if none came).
+    pub async fn wait_closed(&mut self, timeout: Duration) -> Result<Option<CloseInfo>, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.next_event()).await {
+                Err(_) => return Err(ClientError::Timeout),
+                Ok(Ok(Event::Closed(info))) => return Ok(info),
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Ok(None),
+            }
+        }
+    }
+
+    /// Drops the socket without a close handshake (a crashed client).
+    pub fn drop_abruptly(self) {
+        drop(self.ws);
+    }
+
+    /// Closes with a close frame.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        self.ws.close(None).await?;
+        Ok(())
+    }
+}
