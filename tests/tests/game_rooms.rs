@@ -444,3 +444,24 @@ async fn ping_is_answered_with_the_room_tick() {
     assert!(pong.server_tick >= 2);
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_client_that_never_answers_pings_is_closed_after_the_heartbeat_timeout() {
+    let config = roomcast_server::Config {
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_millis(400),
+        ..test_config()
+    };
+    let server = start(config).await;
+    let mut silent = server.join("counter", "heartbeat").await;
+    // Not reading means not answering pings (tungstenite pongs only while read).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let close = silent
+        .wait_closed(WAIT)
+        .await
+        .unwrap()
+        .expect("close frame");
+    assert_eq!(close.code, code::POLICY_VIOLATION);
+    assert!(close.reason.contains("heartbeat"), "{}", close.reason);
+    server.stop().await;
+}

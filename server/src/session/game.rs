@@ -192,7 +192,7 @@ impl GameSession {
                     if last_heard.elapsed() > self.limits.heartbeat_timeout {
                         return (Some(close_reason(CloseCode::Policy, "heartbeat timeout")), Departure::Disconnected);
                     }
-                    let _ = ws.ping(b"").await;
+                    socket::try_send(ws.ping(b"")).await;
                     continue;
                 }
                 frame = socket::next_frame(stream, ws, self.limits.max_frame_bytes) => frame,
@@ -277,5 +277,5 @@ async fn send_error(ws: &mut Session, code: u16, message: &str) {
         message: message.to_owned(),
     })
     .encode();
-    let _ = ws.binary(frame).await;
+    socket::try_send(ws.binary(frame)).await;
 }

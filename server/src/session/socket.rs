@@ -61,7 +61,7 @@ pub async fn next_frame(
             "text frames are not supported: send binary frames",
         )),
         Some(Ok(AggregatedMessage::Ping(bytes))) => {
-            let _ = session.pong(&bytes).await;
+            try_send(session.pong(&bytes)).await;
             Frame::Control
         }
         Some(Ok(AggregatedMessage::Pong(_))) => Frame::Control,
@@ -77,6 +77,16 @@ pub async fn next_frame(
             format!("websocket protocol error: {e}"),
         )),
     }
+}
+
+/// Hands a control frame to the socket only if it can take it right now.
+///
+/// A session must never block on its own socket: a peer that stopped reading
+/// would stall the loop that notices kicks and shutdown. tokio's `timeout` polls
+/// the inner future before looking at the deadline, so a zero timeout is a
+/// non-blocking attempt; a frame that does not fit is dropped.
+pub async fn try_send<F: std::future::Future>(send: F) {
+    let _ = tokio::time::timeout(Duration::ZERO, send).await;
 }
 
 /// Drains `outbox` onto the socket until either side closes.
