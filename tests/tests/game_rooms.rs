@@ -243,10 +243,9 @@ async fn bad_frames_close_only_their_own_connection() {
 async fn unknown_game_is_404_and_bad_room_name_is_400_before_the_upgrade() {
     let server = start(test_config()).await;
     let status = |r: Result<GameConnection, roomcast_client::ClientError>| match r {
-        Err(roomcast_client::ClientError::WebSocket(
-            tokio_tungstenite::tungstenite::Error::Http(resp),
-        )) => resp.status().as_u16(),
-        Err(e) => panic!("expected an HTTP refusal, got {e}"),
+        Err(e) => e
+            .http_status()
+            .unwrap_or_else(|| panic!("expected an HTTP refusal, got {e}")),
         Ok(_) => panic!("expected an HTTP refusal, got a connection"),
     };
     let opts = ConnectOptions::default;

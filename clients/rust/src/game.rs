@@ -6,14 +6,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use roomcast_protocol::{
-    close, codec, state::Mirror, ClientMessage, ErrorMessage, Input, Join, Ping, Pong, Resume, ResumeToken,
-    ServerMessage, Welcome, PROTOCOL_VERSION,
+    close, codec, state::Mirror, ClientMessage, ErrorMessage, Input, Join, Ping, Pong, Resume,
+    ResumeToken, ServerMessage, Welcome, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::{
-    client_async,
-    tungstenite::{self, protocol::CloseFrame, Message},
+    client_async_with_config,
+    tungstenite::{
+        self,
+        protocol::{CloseFrame, WebSocketConfig},
+        Message,
+    },
     WebSocketStream,
 };
 
@@ -24,8 +28,9 @@ pub enum ClientError {
     #[error("bad url {0:?}: expected ws://host:port")]
     BadUrl(String),
     /// TCP or WebSocket failure (including an HTTP refusal of the upgrade).
+    /// Boxed: tungstenite's error is large and this enum travels in every `Result`.
     #[error("websocket: {0}")]
-    WebSocket(#[from] tungstenite::Error),
+    WebSocket(Box<tungstenite::Error>),
     /// TCP connect failure.
     #[error("connect: {0}")]
     Io(#[from] std::io::Error),
@@ -42,6 +47,32 @@ pub enum ClientError {
     #[error("timed out waiting for the server")]
     Timeout,
 }
+
+impl From<tungstenite::Error> for ClientError {
+    fn from(e: tungstenite::Error) -> Self {
+        ClientError::WebSocket(Box::new(e))
+    }
+}
+
+impl ClientError {
+    /// The HTTP status when the server refused the upgrade (404 unknown game,
+    /// 400 bad room name, ...).
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            ClientError::WebSocket(e) => match e.as_ref() {
+                tungstenite::Error::Http(response) => Some(response.status().as_u16()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Read buffer of a client socket. tungstenite's default (128 KiB) is zeroed on
+/// every read, which dominated the load tool's CPU; frames here are small.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// How long `close` waits for the server's close frame.
+const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 
 /// A close frame received from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,11 +132,28 @@ pub struct GameConnection {
     closed: Option<Option<CloseInfo>>,
     /// Binary bytes received so far (payload bytes of binary frames).
     bytes_received: u64,
+    /// A delta did not fit the mirror: a `Resync` is owed (sent at the next
+    /// `next_event`, so a cancelled call cannot lose it) or in flight until the
+    /// snapshot arrives; further mismatched deltas are ignored meanwhile.
+    resync: ResyncState,
+}
+
+/// Where a client is in recovering from an out-of-step mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResyncState {
+    /// The mirror follows the deltas.
+    InStep,
+    /// A `Resync` must be sent.
+    Owed,
+    /// `Resync` sent; waiting for the snapshot.
+    Requested,
 }
 
 /// Splits `ws://host:port[/...]` into the `host:port` to connect to.
 fn authority(base: &str) -> Result<String, ClientError> {
-    let rest = base.strip_prefix("ws://").ok_or_else(|| ClientError::BadUrl(base.to_owned()))?;
+    let rest = base
+        .strip_prefix("ws://")
+        .ok_or_else(|| ClientError::BadUrl(base.to_owned()))?;
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() {
         return Err(ClientError::BadUrl(base.to_owned()));
@@ -114,19 +162,27 @@ fn authority(base: &str) -> Result<String, ClientError> {
 }
 
 /// Opens a WebSocket to `url` (a full `ws://host:port/path`), with socket options.
-pub async fn open_socket(url: &str, recv_buffer: Option<u32>) -> Result<WebSocketStream<TcpStream>, ClientError> {
+pub async fn open_socket(
+    url: &str,
+    recv_buffer: Option<u32>,
+) -> Result<WebSocketStream<TcpStream>, ClientError> {
     let host = authority(url)?;
     let addr = tokio::net::lookup_host(&host)
         .await?
         .next()
         .ok_or_else(|| ClientError::BadUrl(url.to_owned()))?;
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     if let Some(size) = recv_buffer {
         socket.set_recv_buffer_size(size)?;
     }
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (ws, _response) = client_async(url, stream).await?;
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let (ws, _response) = client_async_with_config(url, stream, Some(config)).await?;
     Ok(ws)
 }
 
@@ -136,33 +192,58 @@ pub fn game_url(base: &str, game: &str, room: &str) -> String {
 }
 
 fn close_info(frame: Option<CloseFrame>) -> Option<CloseInfo> {
-    frame.map(|f| CloseInfo { code: u16::from(f.code), reason: f.reason.to_string() })
+    frame.map(|f| CloseInfo {
+        code: u16::from(f.code),
+        reason: f.reason.to_string(),
+    })
 }
 
 impl GameConnection {
     /// Connects to `base` (`ws://host:port`), joins `game`/`room`, and waits for
     /// the `Welcome`.
-    pub async fn connect(base: &str, game: &str, room: &str, options: ConnectOptions) -> Result<Self, ClientError> {
+    pub async fn connect(
+        base: &str,
+        game: &str,
+        room: &str,
+        options: ConnectOptions,
+    ) -> Result<Self, ClientError> {
         let timeout = options.handshake_timeout.unwrap_or(Duration::from_secs(10));
         tokio::time::timeout(timeout, Self::connect_inner(base, game, room, options))
             .await
             .map_err(|_| ClientError::Timeout)?
     }
 
-    async fn connect_inner(base: &str, game: &str, room: &str, options: ConnectOptions) -> Result<Self, ClientError> {
+    async fn connect_inner(
+        base: &str,
+        game: &str,
+        room: &str,
+        options: ConnectOptions,
+    ) -> Result<Self, ClientError> {
         let mut ws = open_socket(&game_url(base, game, room), options.recv_buffer).await?;
-        let join = ClientMessage::Join(Join { protocol: PROTOCOL_VERSION, resume: options.resume });
+        let join = ClientMessage::Join(Join {
+            protocol: PROTOCOL_VERSION,
+            resume: options.resume,
+        });
         ws.send(Message::binary(join.encode())).await?;
         loop {
             match ws.next().await {
                 Some(Ok(Message::Binary(bytes))) => match ServerMessage::decode(&bytes)? {
                     ServerMessage::Welcome(welcome) => {
                         let mirror = options.mirror.unwrap_or_default();
-                        return Ok(Self { ws, welcome, mirror, closed: None, bytes_received: 0 });
+                        return Ok(Self {
+                            ws,
+                            welcome,
+                            mirror,
+                            closed: None,
+                            bytes_received: 0,
+                            resync: ResyncState::InStep,
+                        });
                     }
                     other => return Err(ClientError::Handshake(format!("{other:?}"))),
                 },
-                Some(Ok(Message::Close(frame))) => return Err(ClientError::Closed(close_info(frame))),
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(ClientError::Closed(close_info(frame)))
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
                 None => return Err(ClientError::Closed(None)),
@@ -182,12 +263,19 @@ impl GameConnection {
 
     /// What to present to resume this player later.
     pub fn resume_request(&self) -> Resume {
-        Resume { token: self.welcome.resume_token, last_tick: self.mirror.tick().unwrap_or(0) }
+        Resume {
+            token: self.welcome.resume_token,
+            last_tick: self.mirror.tick().unwrap_or(0),
+        }
     }
 
     /// Options that resume this player on a new connection, keeping this mirror.
     pub fn resume_options(&self) -> ConnectOptions {
-        ConnectOptions { resume: Some(self.resume_request()), mirror: Some(self.mirror.clone()), ..Default::default() }
+        ConnectOptions {
+            resume: Some(self.resume_request()),
+            mirror: Some(self.mirror.clone()),
+            ..Default::default()
+        }
     }
 
     /// The resume token.
@@ -206,9 +294,14 @@ impl GameConnection {
     }
 
     /// Sends one input with the game's payload type.
-    pub async fn send_input<T: Serialize>(&mut self, seq: u32, input: &T) -> Result<(), ClientError> {
+    pub async fn send_input<T: Serialize>(
+        &mut self,
+        seq: u32,
+        input: &T,
+    ) -> Result<(), ClientError> {
         let payload = Bytes::from(codec::encode(input)?);
-        self.send(&ClientMessage::Input(Input { seq, payload })).await
+        self.send(&ClientMessage::Input(Input { seq, payload }))
+            .await
     }
 
     /// Sends any client message.
@@ -225,7 +318,8 @@ impl GameConnection {
 
     /// Sends a ping carrying `client_time_us`.
     pub async fn ping(&mut self, client_time_us: u64) -> Result<(), ClientError> {
-        self.send(&ClientMessage::Ping(Ping { client_time_us })).await
+        self.send(&ClientMessage::Ping(Ping { client_time_us }))
+            .await
     }
 
     /// Sends `Leave`; the server closes with 1000.
@@ -238,6 +332,10 @@ impl GameConnection {
     pub async fn next_event(&mut self) -> Result<Event, ClientError> {
         if let Some(info) = &self.closed {
             return Ok(Event::Closed(info.clone()));
+        }
+        if self.resync == ResyncState::Owed {
+            self.send(&ClientMessage::Resync).await?;
+            self.resync = ResyncState::Requested;
         }
         loop {
             let message = match self.ws.next().await {
@@ -254,7 +352,7 @@ impl GameConnection {
             match message {
                 Message::Binary(bytes) => {
                     self.bytes_received += bytes.len() as u64;
-                    return self.apply(&bytes).await;
+                    return self.apply(&bytes);
                 }
                 Message::Close(frame) => {
                     let info = close_info(frame);
@@ -266,16 +364,19 @@ impl GameConnection {
         }
     }
 
-    async fn apply(&mut self, bytes: &[u8]) -> Result<Event, ClientError> {
+    fn apply(&mut self, bytes: &[u8]) -> Result<Event, ClientError> {
         Ok(match ServerMessage::decode(bytes)? {
             ServerMessage::Snapshot(s) => {
                 self.mirror.apply_snapshot(&s);
+                self.resync = ResyncState::InStep;
                 Event::Snapshot { tick: s.tick }
             }
             ServerMessage::Delta(d) => match self.mirror.apply_delta(&d) {
                 Ok(()) => Event::Delta { tick: d.tick },
                 Err(_) => {
-                    self.send(&ClientMessage::Resync).await?;
+                    if self.resync == ResyncState::InStep {
+                        self.resync = ResyncState::Owed;
+                    }
                     Event::OutOfStep
                 }
             },
@@ -307,7 +408,10 @@ impl GameConnection {
     }
 
     /// Reads until the server closes; returns its close frame (`None` if none came).
-    pub async fn wait_closed(&mut self, timeout: Duration) -> Result<Option<CloseInfo>, ClientError> {
+    pub async fn wait_closed(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<CloseInfo>, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.next_event()).await {
@@ -324,9 +428,20 @@ impl GameConnection {
         drop(self.ws);
     }
 
-    /// Closes with a close frame.
+    /// Closes politely: sends a close frame, then reads until the server's close
+    /// arrives (at most one second), so nothing sent before is lost to a reset.
     pub async fn close(mut self) -> Result<(), ClientError> {
         self.ws.close(None).await?;
+        let drain = async { while let Some(Ok(_)) = self.ws.next().await {} };
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, drain).await;
         Ok(())
+    }
+
+    /// Sends `Leave` and waits (at most one second) for the server's close: the
+    /// player is removed at once instead of waiting out its resume grace.
+    pub async fn leave_and_close(mut self) -> Result<(), ClientError> {
+        self.leave().await?;
+        let _ = self.wait_closed(CLOSE_HANDSHAKE_WAIT).await;
+        self.close().await
     }
 }
