@@ -1,0 +1,86 @@
+//! Runs the real `roomcast-load` binary briefly against a real server and checks
+//! that its JSON summary is complete and its figures plausible.
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use tokio_util::sync::CancellationToken;
+
+#[actix_rt::test]
+async fn load_tool_reports_a_complete_json_summary() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = roomcast_server::Config {
+        http_workers: 1,
+        room_threads: 1,
+        ..Default::default()
+    };
+    let shutdown = CancellationToken::new();
+    let server = actix_rt::spawn(roomcast_server::run(listener, config, shutdown.clone()));
+
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_roomcast-load"))
+            .args([
+                "--url",
+                &format!("ws://127.0.0.1:{port}"),
+                "--game",
+                "arena",
+            ])
+            .args([
+                "--rooms",
+                "2",
+                "--players",
+                "3",
+                "--duration",
+                "1.5",
+                "--warmup",
+                "0.5",
+                "--json",
+            ])
+            .args(["--server-pid", &std::process::id().to_string()])
+            .output()
+            .expect("run roomcast-load")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "roomcast-load failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().expect("some output");
+    let v: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
+    assert_eq!(v["mode"], "game");
+    assert_eq!(
+        (v["rooms"].as_u64(), v["players"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(v["joined"].as_u64(), Some(6));
+    assert_eq!(v["failures"].as_u64(), Some(0));
+    assert_eq!(v["disconnects"].as_u64(), Some(0));
+    let sent = v["inputs_sent"].as_u64().unwrap();
+    let acked = v["inputs_acked"].as_u64().unwrap();
+    assert!(
+        sent > 0 && acked > 0 && acked <= sent,
+        "sent {sent}, acked {acked}"
+    );
+    let latency = &v["latency_ms"];
+    for q in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(
+            latency[q].as_f64().is_some_and(|ms| ms > 0.0),
+            "latency {q}: {latency}"
+        );
+    }
+    assert!(latency["p50"].as_f64() <= latency["max"].as_f64());
+    assert!(v["jitter_ms"]["p99"].is_number() && v["jitter_ms"]["max"].is_number());
+    assert!(v["bytes_per_client_per_s"]
+        .as_f64()
+        .is_some_and(|b| b > 0.0));
+    assert!(v["load_cpu_percent"].is_number());
+    assert!(v["server_cpu_percent"].is_number());
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
