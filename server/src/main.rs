@@ -2,6 +2,7 @@
 //! until SIGTERM or Ctrl-C, shut down gracefully.
 
 use std::net::TcpListener;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
@@ -11,7 +12,8 @@ use tracing_subscriber::EnvFilter;
 
 fn install_tracing(format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     if format == "json" {
         builder.json().init();
     } else {
@@ -31,7 +33,8 @@ async fn wait_for_signal() {
                     _ = term.recv() => {}
                 }
             }
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(cause = %e, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
                 let _ = ctrl_c.await;
             }
         }
@@ -42,9 +45,19 @@ async fn wait_for_signal() {
     }
 }
 
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let config = Config::parse();
+    // One clear line on failure (no backtrace): the operator needs the cause.
+    match actix_web::rt::System::new().block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roomcast: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     install_tracing(&config.log_format);
     let listener = TcpListener::bind(config.bind)
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -52,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     actix_web::rt::spawn(async move {
+        tracing::debug!("listening for signals");
         wait_for_signal().await;
         tracing::info!("signal received");
         on_signal.cancel();
