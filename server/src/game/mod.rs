@@ -181,6 +181,9 @@ pub struct GameSettings {
 /// Creates a fresh [`GameInstance`] for a new room.
 type InstanceFactory = Arc<dyn Fn() -> Box<dyn GameInstance> + Send + Sync>;
 
+/// Decodes and checks an input payload without any room state.
+type InputChecker = Arc<dyn Fn(&[u8]) -> Result<(), InputError> + Send + Sync>;
+
 /// A registered game: how to make an instance, and its settings.
 #[derive(Clone)]
 pub struct GameEntry {
@@ -190,12 +193,20 @@ pub struct GameEntry {
     pub settings: GameSettings,
     /// Makes the per-room instance.
     factory: InstanceFactory,
+    /// Validates inputs in the session, so a bad one closes its own connection
+    /// before it reaches the room.
+    checker: InputChecker,
 }
 
 impl GameEntry {
     /// A new instance with fresh state, for a new room.
     pub fn instantiate(&self) -> Box<dyn GameInstance> {
         (self.factory)()
+    }
+
+    /// Decodes and checks an input payload as the game's input type.
+    pub fn check_input(&self, payload: &[u8]) -> Result<(), InputError> {
+        (self.checker)(payload)
     }
 }
 
@@ -225,6 +236,11 @@ impl GameCatalog {
             resume_grace: DEFAULT_RESUME_GRACE,
         };
         let game = Arc::new(game);
+        let checking = game.clone();
+        let checker: InputChecker = Arc::new(move |payload| {
+            let input: G::Input = roomcast_protocol::codec::decode(payload)?;
+            checking.check_input(&input).map_err(InputError::Refused)
+        });
         let factory: InstanceFactory = Arc::new(move || {
             Box::new(TypedInstance {
                 game: game.clone(),
@@ -238,6 +254,7 @@ impl GameCatalog {
                 name: name.into(),
                 settings,
                 factory,
+                checker,
             },
         );
     }

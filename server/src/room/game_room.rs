@@ -31,7 +31,7 @@ use super::{
     timing::TickTiming,
     RoomId,
 };
-use crate::game::{GameEntry, GameInstance, InputError, PlayerId};
+use crate::game::{GameEntry, GameInstance, PlayerId};
 
 /// Room mailbox size: session messages wait (backpressure) beyond this.
 const MAILBOX_CAPACITY: usize = 4096;
@@ -167,7 +167,18 @@ impl GameRoom {
 
     fn run_tick(&mut self, now: Instant) {
         let dt = self.dt;
+        let mut inputs = Vec::new();
+        for (player, member) in &mut self.members {
+            member.drain_inputs(|input| inputs.push((*player, input)));
+        }
         let Some(table) = self.guarded("tick", |g| {
+            for (player, input) in inputs {
+                // Checked by the session already; a refusal here is impossible
+                // short of a game whose check is not deterministic.
+                if let Err(e) = g.queue_input(player, input.seq, &input.payload) {
+                    tracing::debug!(player, cause = %e, "input refused at tick");
+                }
+            }
             g.step(dt);
             g.publish()
         }) else {
@@ -296,7 +307,7 @@ impl GameRoom {
         if let Some(reason) = &self.failed {
             return Err(JoinRefused::Failed(reason.clone()));
         }
-        let member = Member::new(msg.conn, token, msg.outbox, msg.kick);
+        let member = Member::new(msg.conn, token, msg.outbox, msg.inputs, msg.kick);
         let welcome = ServerMessage::Welcome(Welcome {
             protocol: PROTOCOL_VERSION,
             player_id: player,
@@ -382,21 +393,6 @@ impl Handler<JoinGame> for GameRoom {
 
     fn handle(&mut self, msg: JoinGame, ctx: &mut Context<Self>) -> Self::Result {
         self.join(msg, ctx)
-    }
-}
-
-impl Handler<PlayerInput> for GameRoom {
-    type Result = Result<(), InputError>;
-
-    fn handle(&mut self, msg: PlayerInput, _ctx: &mut Context<Self>) -> Self::Result {
-        if self.member(msg.player, msg.conn).is_none() {
-            return Ok(()); // a replaced or removed connection: nothing to apply
-        }
-        let player = msg.player;
-        self.guarded("queue_input", |g| {
-            g.queue_input(player, msg.seq, &msg.payload)
-        })
-        .unwrap_or(Ok(()))
     }
 }
 

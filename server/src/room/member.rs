@@ -6,6 +6,11 @@
 //! once one is missed) and is marked for a fresh snapshot, which it receives as
 //! soon as its outbox has room again. A member that stays lagging longer than the
 //! room's lag timeout is disconnected with close code 1008.
+//!
+//! Inputs travel the other way through a second bounded queue per member: the
+//! session (which has already checked them) `try_send`s, and the room drains every
+//! member's queue at the start of each tick. The room thread is not woken per
+//! input; a member that fills its queue between two ticks is closed (1008).
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +25,28 @@ use super::ConnId;
 pub type OutboxSender = mpsc::Sender<Bytes>;
 /// Receiving half of a member's outbox (held by the session).
 pub type OutboxReceiver = mpsc::Receiver<Bytes>;
+/// Inputs a member may queue between two ticks.
+pub const INPUT_QUEUE: usize = 64;
+
+/// One input waiting for the next tick.
+#[derive(Debug)]
+pub struct QueuedInput {
+    /// Client sequence number.
+    pub seq: u32,
+    /// The game's encoded input (already checked by the session).
+    pub payload: Bytes,
+}
+
+/// Sending half of a member's input queue (held by the session).
+pub type InputSender = mpsc::Sender<QueuedInput>;
+/// Receiving half of a member's input queue (held by the room).
+pub type InputReceiver = mpsc::Receiver<QueuedInput>;
+
+/// Creates an input queue of [`INPUT_QUEUE`] inputs.
+pub fn input_queue() -> (InputSender, InputReceiver) {
+    mpsc::channel(INPUT_QUEUE)
+}
+
 /// Fewest frames an outbox holds: a joiner's `Welcome` and snapshot always fit.
 pub const MIN_OUTBOX_FRAMES: usize = 4;
 
@@ -50,6 +77,8 @@ pub struct Member {
     pub token: ResumeToken,
     /// Frames to the session.
     outbox: OutboxSender,
+    /// Inputs from the session, drained at each tick.
+    inputs: InputReceiver,
     /// Fires once to make the session close with this reason.
     kick: Option<oneshot::Sender<CloseReason>>,
     /// Since when the outbox has been too full to take a frame.
@@ -68,17 +97,26 @@ impl Member {
         conn: ConnId,
         token: ResumeToken,
         outbox: OutboxSender,
+        inputs: InputReceiver,
         kick: oneshot::Sender<CloseReason>,
     ) -> Self {
         Self {
             conn,
             token,
             outbox,
+            inputs,
             kick: Some(kick),
             lagging_since: None,
             needs_snapshot: false,
             frames_skipped: 0,
             joined_at: Instant::now(),
+        }
+    }
+
+    /// Takes every input queued since the last tick, in order.
+    pub fn drain_inputs(&mut self, mut f: impl FnMut(QueuedInput)) {
+        while let Ok(input) = self.inputs.try_recv() {
+            f(input);
         }
     }
 

@@ -4,12 +4,15 @@ use std::sync::Arc;
 
 use actix::Message;
 use actix_ws::CloseReason;
-use bytes::Bytes;
 use roomcast_protocol::{state::EntityTable, Resume};
 use tokio::sync::oneshot;
 
-use super::{member::OutboxSender, timing::TickTimingSummary, ConnId};
-use crate::game::{InputError, PlayerId};
+use super::{
+    member::{InputReceiver, OutboxSender},
+    timing::TickTimingSummary,
+    ConnId,
+};
+use crate::game::PlayerId;
 
 /// A connection asks to join (or resume) a game room.
 #[derive(Message)]
@@ -21,6 +24,8 @@ pub struct JoinGame {
     pub resume: Option<Resume>,
     /// Where the room sends this member's frames.
     pub outbox: OutboxSender,
+    /// Where the room takes this member's inputs from at each tick.
+    pub inputs: InputReceiver,
     /// How the room makes the session close.
     pub kick: oneshot::Sender<CloseReason>,
 }
@@ -43,20 +48,6 @@ pub enum JoinRefused {
     /// The room's game failed; it refuses members until it is evicted.
     #[error("room failed: {0}")]
     Failed(String),
-}
-
-/// One input from a member.
-#[derive(Message)]
-#[rtype(result = "Result<(), InputError>")]
-pub struct PlayerInput {
-    /// Sender's player id.
-    pub player: PlayerId,
-    /// Sender's connection (a replaced connection's inputs are ignored).
-    pub conn: ConnId,
-    /// Client sequence number.
-    pub seq: u32,
-    /// The game's encoded input.
-    pub payload: Bytes,
 }
 
 /// A member asks for a fresh snapshot.

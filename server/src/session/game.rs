@@ -10,7 +10,7 @@ use actix_ws::{AggregatedMessageStream, CloseCode, CloseReason, Session};
 use roomcast_protocol::{
     close::error, ClientMessage, ErrorMessage, Join, ServerMessage, PROTOCOL_VERSION,
 };
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -18,10 +18,8 @@ use super::socket::{self, close_reason, ConnLimits, Frame};
 use crate::game::{GameEntry, PlayerId};
 use crate::room::{
     game_room::GameRoom,
-    member,
-    messages::{
-        Departure, JoinGame, JoinRefused, MemberGone, PingRoom, PlayerInput, RequestSnapshot,
-    },
+    member::{self, QueuedInput},
+    messages::{Departure, JoinGame, JoinRefused, MemberGone, PingRoom, RequestSnapshot},
     ConnId, RoomName, RoomRegistry,
 };
 
@@ -51,6 +49,7 @@ struct Membership {
     addr: Addr<GameRoom>,
     player: PlayerId,
     kick: oneshot::Receiver<CloseReason>,
+    inputs: member::InputSender,
     writer: actix_web::rt::task::JoinHandle<()>,
 }
 
@@ -129,10 +128,12 @@ impl GameSession {
             let addr = self.registry.game_room(&self.game, &self.room);
             let (outbox_tx, outbox_rx) = member::outbox(self.outbox_frames);
             let (kick_tx, kick_rx) = oneshot::channel();
+            let (inputs_tx, inputs_rx) = member::input_queue();
             let request = JoinGame {
                 conn: self.conn,
                 resume: join.resume,
                 outbox: outbox_tx,
+                inputs: inputs_rx,
                 kick: kick_tx,
             };
             match addr.send(request).await {
@@ -148,6 +149,7 @@ impl GameSession {
                         addr,
                         player: joined.player,
                         kick: kick_rx,
+                        inputs: inputs_tx,
                         writer,
                     });
                 }
@@ -219,24 +221,28 @@ impl GameSession {
             let (player, conn) = (m.player, self.conn);
             let sent = match message {
                 ClientMessage::Input(input) => {
-                    match m
-                        .addr
-                        .send(PlayerInput {
-                            player,
-                            conn,
-                            seq: input.seq,
-                            payload: input.payload,
-                        })
-                        .await
-                    {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => {
+                    if let Err(e) = self.game.check_input(&input.payload) {
+                        let reason = close_reason(CloseCode::Invalid, e.to_string());
+                        return (Some(reason), Departure::Disconnected);
+                    }
+                    let queued = QueuedInput {
+                        seq: input.seq,
+                        payload: input.payload,
+                    };
+                    match m.inputs.try_send(queued) {
+                        Ok(()) => Ok(()),
+                        Err(TrySendError::Full(_)) => {
+                            let reason = format!(
+                                "more than {} inputs between two ticks",
+                                member::INPUT_QUEUE
+                            );
                             return (
-                                Some(close_reason(CloseCode::Invalid, e.to_string())),
+                                Some(close_reason(CloseCode::Policy, reason)),
                                 Departure::Disconnected,
-                            )
+                            );
                         }
-                        Err(e) => Err(e),
+                        // The room let go of this member; its kick explains why.
+                        Err(TrySendError::Closed(_)) => Ok(()),
                     }
                 }
                 ClientMessage::Ping(ping) => {
