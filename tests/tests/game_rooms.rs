@@ -472,13 +472,25 @@ async fn an_input_flood_between_two_ticks_closes_that_connection_with_1008() {
     let mut flooder = server.join("counter", "flood").await;
     // counter ticks at 10 Hz: 200 inputs sent at once cannot all fit one tick's queue.
     for seq in 1..=200u32 {
-        if flooder.send_input(seq, &CounterInput { add: 1 }).await.is_err() {
+        if flooder
+            .send_input(seq, &CounterInput { add: 1 })
+            .await
+            .is_err()
+        {
             break;
         }
     }
-    let close = flooder.wait_closed(WAIT).await.unwrap().expect("close frame");
+    let close = flooder
+        .wait_closed(WAIT)
+        .await
+        .unwrap()
+        .expect("close frame");
     assert_eq!(close.code, code::POLICY_VIOLATION);
-    assert!(close.reason.contains("inputs between two ticks"), "{}", close.reason);
+    assert!(
+        close.reason.contains("inputs between two ticks"),
+        "{}",
+        close.reason
+    );
     advance(&mut observer, 3).await;
     server.stop().await;
 }
