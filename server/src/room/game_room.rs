@@ -25,7 +25,8 @@ use tokio_stream::wrappers::IntervalStream;
 use tracing::{error, info, info_span, warn};
 
 use super::{
-    member::{Delivery, Member},
+    inputs::{InputReceiver, QueuedInput},
+    member::{Delivery, MemberLink},
     messages::*,
     registry::{RoomKey, RoomRegistry, RoomSettings},
     timing::TickTiming,
@@ -35,6 +36,26 @@ use crate::game::{GameEntry, GameInstance, PlayerId};
 
 /// Room mailbox size: session messages wait (backpressure) beyond this.
 const MAILBOX_CAPACITY: usize = 4096;
+
+/// A connected player.
+#[derive(Debug)]
+struct GameMember {
+    /// The connection this member is attached through.
+    conn: u64,
+    /// Outbox, lag state and kick.
+    link: MemberLink,
+    /// Inputs from the session, drained at each tick.
+    inputs: InputReceiver,
+}
+
+impl GameMember {
+    /// Takes every input queued since the last tick, in order.
+    fn drain_inputs(&mut self, mut f: impl FnMut(QueuedInput)) {
+        while let Ok(input) = self.inputs.try_recv() {
+            f(input);
+        }
+    }
+}
 
 /// A player whose connection dropped, kept until it resumes or its grace ends.
 #[derive(Debug)]
@@ -65,7 +86,7 @@ pub struct GameRoom {
     /// resume with a delta and to inspect a given tick.
     history: VecDeque<(u64, Arc<EntityTable>)>,
     /// Connected members by player id.
-    members: HashMap<PlayerId, Member>,
+    members: HashMap<PlayerId, GameMember>,
     /// Disconnected players within their resume grace.
     away: HashMap<PlayerId, AwayPlayer>,
     /// Resume tokens of present and away players.
@@ -144,7 +165,8 @@ impl GameRoom {
         let _enter = self.span.enter();
         error!(cause = %reason, tick = self.tick, "room failed; keeping its last good state");
         for (_, mut m) in self.members.drain() {
-            m.kick(CloseCode::Error, format!("room failed: {reason}"));
+            m.link
+                .kick(CloseCode::Error, format!("room failed: {reason}"));
         }
         self.away.clear();
         self.tokens.clear();
@@ -210,7 +232,10 @@ impl GameRoom {
         let mut too_slow = Vec::new();
         let mut gone = Vec::new();
         for (player, member) in &mut self.members {
-            match member.deliver_tick(delta, &mut make_snapshot, now, lag_timeout) {
+            match member
+                .link
+                .deliver(Some(delta), &mut make_snapshot, now, lag_timeout)
+            {
                 Delivery::Sent | Delivery::Lagging => {}
                 Delivery::TooSlow => too_slow.push(*player),
                 Delivery::Gone => gone.push(*player),
@@ -218,8 +243,8 @@ impl GameRoom {
         }
         for player in too_slow {
             if let Some(mut m) = self.members.remove(&player) {
-                warn!(parent: &self.span, player, conn = m.conn, skipped = m.frames_skipped, "disconnecting a member that cannot keep up");
-                m.kick(
+                warn!(parent: &self.span, player, conn = m.conn, skipped = m.link.frames_skipped, "disconnecting a member that cannot keep up");
+                m.link.kick(
                     CloseCode::Policy,
                     format!(
                         "too slow: could not keep up with the room for {:?}",
@@ -286,7 +311,7 @@ impl GameRoom {
         let (player, token, resumed) = match resumable {
             Some((player, resume)) => {
                 if let Some(mut old) = self.members.remove(&player) {
-                    old.kick(
+                    old.link.kick(
                         CloseCode::Policy,
                         "replaced by a newer connection of the same player",
                     );
@@ -307,7 +332,11 @@ impl GameRoom {
         if let Some(reason) = &self.failed {
             return Err(JoinRefused::Failed(reason.clone()));
         }
-        let member = Member::new(msg.conn, token, msg.outbox, msg.inputs, msg.kick);
+        let member = GameMember {
+            conn: msg.conn,
+            link: MemberLink::new(msg.outbox, msg.kick),
+            inputs: msg.inputs,
+        };
         let welcome = ServerMessage::Welcome(Welcome {
             protocol: PROTOCOL_VERSION,
             player_id: player,
@@ -317,9 +346,9 @@ impl GameRoom {
             room: self.key.room().to_owned(),
             tick_rate_hz: self.game_entry.settings.tick_rate_hz,
         });
-        member.send_control(welcome.encode());
+        member.link.send_control(welcome.encode());
         if msg.resume.is_some() && resumed.is_none() {
-            member.send_control(
+            member.link.send_control(
                 ServerMessage::Error(ErrorMessage {
                     code: close::error::RESUME_REJECTED,
                     message: "resume token unknown or expired; joined as a new player".into(),
@@ -335,7 +364,7 @@ impl GameRoom {
             }
             None => self.encode_snapshot(),
         };
-        member.send_control(first);
+        member.link.send_control(first);
         info!(parent: &self.span, player, conn = msg.conn, resumed = resumed.is_some(), "member joined");
         self.members.insert(player, member);
         self.empty_since = None;
@@ -346,7 +375,7 @@ impl GameRoom {
     }
 
     /// The member of `player` if it is attached through `conn`.
-    fn member(&mut self, player: PlayerId, conn: u64) -> Option<&mut Member> {
+    fn member(&mut self, player: PlayerId, conn: u64) -> Option<&mut GameMember> {
         self.members.get_mut(&player).filter(|m| m.conn == conn)
     }
 }
@@ -366,7 +395,7 @@ impl Actor for GameRoom {
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
         for (_, mut m) in self.members.drain() {
-            m.kick(CloseCode::Away, "room closed");
+            m.link.kick(CloseCode::Away, "room closed");
         }
         Running::Stop
     }
@@ -401,7 +430,7 @@ impl Handler<RequestSnapshot> for GameRoom {
 
     fn handle(&mut self, msg: RequestSnapshot, _ctx: &mut Context<Self>) {
         if let Some(m) = self.member(msg.player, msg.conn) {
-            m.request_snapshot();
+            m.link.request_catch_up();
         }
     }
 }
@@ -412,7 +441,7 @@ impl Handler<PingRoom> for GameRoom {
     fn handle(&mut self, msg: PingRoom, _ctx: &mut Context<Self>) {
         let tick = self.tick;
         if let Some(m) = self.member(msg.player, msg.conn) {
-            m.send_control(
+            m.link.send_control(
                 ServerMessage::Pong(Pong {
                     client_time_us: msg.client_time_us,
                     server_tick: tick,
@@ -464,9 +493,9 @@ impl Handler<DescribeRoom> for GameRoom {
             .map(|(player, m)| MemberInfo {
                 player: *player,
                 conn: m.conn,
-                outbox_depth: m.outbox_depth(),
-                frames_skipped: m.frames_skipped,
-                connected_secs: m.joined_at.elapsed().as_secs_f64(),
+                outbox_depth: m.link.outbox_depth(),
+                frames_skipped: m.link.frames_skipped,
+                connected_secs: m.link.joined_at.elapsed().as_secs_f64(),
             })
             .collect();
         members.sort_by_key(|m| m.player);

@@ -7,11 +7,7 @@ use actix_ws::CloseReason;
 use roomcast_protocol::{state::EntityTable, Resume};
 use tokio::sync::oneshot;
 
-use super::{
-    member::{InputReceiver, OutboxSender},
-    timing::TickTimingSummary,
-    ConnId,
-};
+use super::{inputs::InputReceiver, member::OutboxSender, timing::TickTimingSummary, ConnId};
 use crate::game::PlayerId;
 
 /// A connection asks to join (or resume) a game room.

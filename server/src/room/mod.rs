@@ -7,10 +7,12 @@
 //!   fan-out of one encoded frame per tick, reconnection, failure isolation.
 //! - [`messages`]: every message a room accepts, one type each.
 //! - [`member`]: a member's bounded outbox and what happens when it is full.
+//! - [`inputs`]: a game member's bounded input queue, drained at each tick.
 //! - [`name`]: the rules for room names.
 //! - [`timing`]: tick duration and lateness measurement.
 
 pub mod game_room;
+pub mod inputs;
 pub mod member;
 pub mod messages;
 pub mod name;

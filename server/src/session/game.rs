@@ -18,7 +18,8 @@ use super::socket::{self, close_reason, ConnLimits, Frame};
 use crate::game::{GameEntry, PlayerId};
 use crate::room::{
     game_room::GameRoom,
-    member::{self, QueuedInput},
+    inputs::{self, QueuedInput},
+    member,
     messages::{Departure, JoinGame, JoinRefused, MemberGone, PingRoom, RequestSnapshot},
     ConnId, RoomName, RoomRegistry,
 };
@@ -49,7 +50,7 @@ struct Membership {
     addr: Addr<GameRoom>,
     player: PlayerId,
     kick: oneshot::Receiver<CloseReason>,
-    inputs: member::InputSender,
+    inputs: inputs::InputSender,
     writer: actix_web::rt::task::JoinHandle<()>,
 }
 
@@ -128,7 +129,7 @@ impl GameSession {
             let addr = self.registry.game_room(&self.game, &self.room);
             let (outbox_tx, outbox_rx) = member::outbox(self.outbox_frames);
             let (kick_tx, kick_rx) = oneshot::channel();
-            let (inputs_tx, inputs_rx) = member::input_queue();
+            let (inputs_tx, inputs_rx) = inputs::input_queue();
             let request = JoinGame {
                 conn: self.conn,
                 resume: join.resume,
@@ -234,7 +235,7 @@ impl GameSession {
                         Err(TrySendError::Full(_)) => {
                             let reason = format!(
                                 "more than {} inputs between two ticks",
-                                member::INPUT_QUEUE
+                                inputs::INPUT_QUEUE
                             );
                             return (
                                 Some(close_reason(CloseCode::Policy, reason)),
