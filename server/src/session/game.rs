@@ -3,10 +3,10 @@
 //! reason; finally the room is told the member is gone.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::{Addr, MailboxError};
 use actix_ws::{AggregatedMessageStream, CloseCode, CloseReason, Session};
+use bytes::Bytes;
 use roomcast_protocol::{
     close::error, ClientMessage, ErrorMessage, Join, ServerMessage, PROTOCOL_VERSION,
 };
@@ -14,6 +14,7 @@ use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use super::member_loop::{serve_member, Flow, FrameHandler};
 use super::socket::{self, close_reason, ConnLimits, Frame};
 use crate::game::{GameEntry, PlayerId};
 use crate::room::{
@@ -49,7 +50,6 @@ pub struct GameSession {
 struct Membership {
     addr: Addr<GameRoom>,
     player: PlayerId,
-    kick: oneshot::Receiver<CloseReason>,
     inputs: inputs::InputSender,
     writer: actix_web::rt::task::JoinHandle<()>,
 }
@@ -59,9 +59,20 @@ impl GameSession {
     pub async fn run(self, mut ws: Session, mut stream: AggregatedMessageStream) {
         let reason = match self.handshake(&mut ws, &mut stream).await {
             Ok(join) => match self.join(&ws, join).await {
-                Ok(mut membership) => {
-                    let (reason, departure) =
-                        self.serve(&mut ws, &mut stream, &mut membership).await;
+                Ok((membership, mut kick)) => {
+                    let mut frames = GameFrames {
+                        session: &self,
+                        membership: &membership,
+                    };
+                    let (reason, departure) = serve_member(
+                        &mut ws,
+                        &mut stream,
+                        &mut kick,
+                        &self.shutdown,
+                        &self.limits,
+                        &mut frames,
+                    )
+                    .await;
                     membership.writer.abort();
                     membership.addr.do_send(MemberGone {
                         player: membership.player,
@@ -124,7 +135,11 @@ impl GameSession {
     }
 
     /// Joins the room (retrying if it raced with the room stopping).
-    async fn join(&self, ws: &Session, join: Join) -> Result<Membership, CloseReason> {
+    async fn join(
+        &self,
+        ws: &Session,
+        join: Join,
+    ) -> Result<(Membership, oneshot::Receiver<CloseReason>), CloseReason> {
         for _ in 0..JOIN_ATTEMPTS {
             let addr = self.registry.game_room(&self.game, &self.room);
             let (outbox_tx, outbox_rx) = member::outbox(self.outbox_frames);
@@ -146,13 +161,13 @@ impl GameSession {
                         "joined"
                     );
                     let writer = actix_web::rt::spawn(socket::write_outbox(ws.clone(), outbox_rx));
-                    return Ok(Membership {
+                    let membership = Membership {
                         addr,
                         player: joined.player,
-                        kick: kick_rx,
                         inputs: inputs_tx,
                         writer,
-                    });
+                    };
+                    return Ok((membership, kick_rx));
                 }
                 Ok(Err(JoinRefused::Failed(reason))) => {
                     return Err(close_reason(
@@ -170,109 +185,73 @@ impl GameSession {
             "room is restarting; try again",
         ))
     }
+}
 
-    /// The member's main loop; returns the close reason and how the member left.
-    async fn serve(
-        &self,
-        ws: &mut Session,
-        stream: &mut AggregatedMessageStream,
-        m: &mut Membership,
-    ) -> (Option<CloseReason>, Departure) {
-        let mut heartbeat = tokio::time::interval(self.limits.heartbeat_interval);
-        heartbeat.tick().await; // the first tick is immediate
-        let mut last_heard = Instant::now();
-        loop {
-            let frame = tokio::select! {
-                biased;
-                _ = self.shutdown.cancelled() => {
-                    return (Some(close_reason(CloseCode::Away, "server shutting down")), Departure::Disconnected);
+/// Handles a joined game member's messages.
+struct GameFrames<'a> {
+    /// The session (game, connection id).
+    session: &'a GameSession,
+    /// The member's room and identity.
+    membership: &'a Membership,
+}
+
+impl FrameHandler for GameFrames<'_> {
+    async fn on_binary(&mut self, ws: &mut Session, bytes: Bytes) -> Flow {
+        let gone = Departure::Disconnected;
+        let message = match ClientMessage::decode(&bytes) {
+            Ok(message) => message,
+            Err(e) => {
+                return Flow::End(
+                    close_reason(CloseCode::Invalid, format!("bad message: {e}")),
+                    gone,
+                )
+            }
+        };
+        let m = self.membership;
+        let (player, conn) = (m.player, self.session.conn);
+        let sent = match message {
+            ClientMessage::Input(input) => {
+                if let Err(e) = self.session.game.check_input(&input.payload) {
+                    return Flow::End(close_reason(CloseCode::Invalid, e.to_string()), gone);
                 }
-                kicked = &mut m.kick => {
-                    let reason = kicked.unwrap_or_else(|_| close_reason(CloseCode::Error, "room stopped"));
-                    return (Some(reason), Departure::Disconnected);
-                }
-                _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > self.limits.heartbeat_timeout {
-                        return (Some(close_reason(CloseCode::Policy, "heartbeat timeout")), Departure::Disconnected);
+                let queued = QueuedInput {
+                    seq: input.seq,
+                    payload: input.payload,
+                };
+                match m.inputs.try_send(queued) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Full(_)) => {
+                        let reason =
+                            format!("more than {} inputs between two ticks", inputs::INPUT_QUEUE);
+                        return Flow::End(close_reason(CloseCode::Policy, reason), gone);
                     }
-                    socket::try_send(ws.ping(b"")).await;
-                    continue;
+                    // The room let go of this member; its kick explains why.
+                    Err(TrySendError::Closed(_)) => Ok(()),
                 }
-                frame = socket::next_frame(stream, ws, self.limits.max_frame_bytes) => frame,
-            };
-            last_heard = Instant::now();
-            let bytes = match frame {
-                Frame::Binary(bytes) => bytes,
-                Frame::Control => continue,
-                Frame::Close(reason) => return (Some(reason), Departure::Disconnected),
-                Frame::Ended => return (None, Departure::Disconnected),
-            };
-            let message = match ClientMessage::decode(&bytes) {
-                Ok(message) => message,
-                Err(e) => {
-                    return (
-                        Some(close_reason(
-                            CloseCode::Invalid,
-                            format!("bad message: {e}"),
-                        )),
-                        Departure::Disconnected,
-                    )
-                }
-            };
-            let (player, conn) = (m.player, self.conn);
-            let sent = match message {
-                ClientMessage::Input(input) => {
-                    if let Err(e) = self.game.check_input(&input.payload) {
-                        let reason = close_reason(CloseCode::Invalid, e.to_string());
-                        return (Some(reason), Departure::Disconnected);
-                    }
-                    let queued = QueuedInput {
-                        seq: input.seq,
-                        payload: input.payload,
-                    };
-                    match m.inputs.try_send(queued) {
-                        Ok(()) => Ok(()),
-                        Err(TrySendError::Full(_)) => {
-                            let reason = format!(
-                                "more than {} inputs between two ticks",
-                                inputs::INPUT_QUEUE
-                            );
-                            return (
-                                Some(close_reason(CloseCode::Policy, reason)),
-                                Departure::Disconnected,
-                            );
-                        }
-                        // The room let go of this member; its kick explains why.
-                        Err(TrySendError::Closed(_)) => Ok(()),
-                    }
-                }
-                ClientMessage::Ping(ping) => {
-                    m.addr
-                        .send(PingRoom {
-                            player,
-                            conn,
-                            client_time_us: ping.client_time_us,
-                        })
-                        .await
-                }
-                ClientMessage::Resync => m.addr.send(RequestSnapshot { player, conn }).await,
-                ClientMessage::Leave => {
-                    return (
-                        Some(close_reason(CloseCode::Normal, "left the room")),
-                        Departure::Left,
-                    )
-                }
-                ClientMessage::Join(_) => {
-                    send_error(ws, error::UNEXPECTED_MESSAGE, "already joined").await;
-                    Ok(())
-                }
-            };
-            if sent.is_err() {
-                return (
-                    Some(close_reason(CloseCode::Error, "room stopped")),
-                    Departure::Disconnected,
+            }
+            ClientMessage::Ping(ping) => {
+                let ping = PingRoom {
+                    player,
+                    conn,
+                    client_time_us: ping.client_time_us,
+                };
+                m.addr.send(ping).await
+            }
+            ClientMessage::Resync => m.addr.send(RequestSnapshot { player, conn }).await,
+            ClientMessage::Leave => {
+                return Flow::End(
+                    close_reason(CloseCode::Normal, "left the room"),
+                    Departure::Left,
                 );
             }
+            ClientMessage::Join(_) => {
+                send_error(ws, error::UNEXPECTED_MESSAGE, "already joined").await;
+                Ok(())
+            }
+        };
+        match sent {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::End(close_reason(CloseCode::Error, "room stopped"), gone),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! bounded outbox onto the socket. It owns no room state.
 
 pub mod game;
+mod member_loop;
 mod socket;
 
 pub use socket::{close_reason, ConnLimits};

@@ -1,0 +1,74 @@
+//! The loop every joined member's session runs, whatever its room kind: one
+//! `select!` over server shutdown, a kick from the room, the heartbeat and the
+//! socket's frames, which ends with a close reason. What a binary frame means is
+//! the room kind's business ([`FrameHandler`]).
+
+use std::time::Instant;
+
+use actix_ws::{AggregatedMessageStream, CloseCode, CloseReason, Session};
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::socket::{self, close_reason, ConnLimits, Frame};
+use crate::room::messages::Departure;
+
+/// What to do after a binary frame.
+pub enum Flow {
+    /// Keep serving.
+    Continue,
+    /// Close with this reason; the member left this way.
+    End(CloseReason, Departure),
+}
+
+/// Handles the binary frames of one member.
+pub trait FrameHandler {
+    /// One binary message from the client.
+    async fn on_binary(&mut self, ws: &mut Session, bytes: Bytes) -> Flow;
+}
+
+/// Serves a joined member until something ends the connection; returns the close
+/// reason to send (`None` when the peer is already gone) and how the member left.
+pub async fn serve_member<H: FrameHandler>(
+    ws: &mut Session,
+    stream: &mut AggregatedMessageStream,
+    kick: &mut oneshot::Receiver<CloseReason>,
+    shutdown: &CancellationToken,
+    limits: &ConnLimits,
+    handler: &mut H,
+) -> (Option<CloseReason>, Departure) {
+    let gone = Departure::Disconnected;
+    let mut heartbeat = tokio::time::interval(limits.heartbeat_interval);
+    heartbeat.tick().await; // the first tick is immediate
+    let mut last_heard = Instant::now();
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                return (Some(close_reason(CloseCode::Away, "server shutting down")), gone);
+            }
+            kicked = &mut *kick => {
+                let reason = kicked.unwrap_or_else(|_| close_reason(CloseCode::Error, "room stopped"));
+                return (Some(reason), gone);
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > limits.heartbeat_timeout {
+                    return (Some(close_reason(CloseCode::Policy, "heartbeat timeout")), gone);
+                }
+                socket::try_send(ws.ping(b"")).await;
+                continue;
+            }
+            frame = socket::next_frame(stream, ws, limits.max_frame_bytes) => frame,
+        };
+        last_heard = Instant::now();
+        match frame {
+            Frame::Binary(bytes) => match handler.on_binary(ws, bytes).await {
+                Flow::Continue => {}
+                Flow::End(reason, departure) => return (Some(reason), departure),
+            },
+            Frame::Control => {}
+            Frame::Close(reason) => return (Some(reason), gone),
+            Frame::Ended => return (None, gone),
+        }
+    }
+}
