@@ -12,9 +12,14 @@ use crate::game::{GameCatalog, TICK_RATE_RANGE};
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Default largest WebSocket frame (and aggregated message) on game rooms.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Default largest WebSocket message on doc rooms (a first sync carries a whole doc).
+pub const DEFAULT_DOC_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+/// Default largest document.
+pub const DEFAULT_DOC_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// roomcast: a real-time room server. Game rooms run a fixed tick and broadcast
-/// state deltas (`/game/{game}/{room}`); durations accept `250ms`, `30s`, `2m` or a
+/// state deltas (`/game/{game}/{room}`); doc rooms sync Yjs documents over the
+/// y-websocket protocol (`/doc/{name}`); durations accept `250ms`, `30s`, `2m` or a
 /// plain number of seconds.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "roomcast", version, about, long_about = None)]
@@ -52,6 +57,19 @@ pub struct Config {
     /// Largest WebSocket frame accepted on game rooms, bytes; larger closes with 1009.
     #[arg(long, env = "ROOMCAST_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
+
+    /// Largest WebSocket message accepted on doc rooms, bytes; larger closes with 1009.
+    #[arg(long, env = "ROOMCAST_DOC_MAX_FRAME_BYTES", default_value_t = DEFAULT_DOC_MAX_FRAME_BYTES)]
+    pub doc_max_frame_bytes: usize,
+
+    /// Largest document, bytes (encoded state, approximately); an edit that would
+    /// grow a document beyond it closes its sender with 1009 and is not applied.
+    #[arg(long, env = "ROOMCAST_DOC_MAX_BYTES", default_value_t = DEFAULT_DOC_MAX_BYTES)]
+    pub doc_max_bytes: usize,
+
+    /// Awareness states (presence, cursors) not renewed within this long are removed.
+    #[arg(long, env = "ROOMCAST_AWARENESS_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub awareness_timeout: Duration,
 
     /// A connection must send its Join within this long, or it is closed (1008).
     #[arg(long, env = "ROOMCAST_JOIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]

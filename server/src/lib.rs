@@ -4,9 +4,12 @@
 //! - [`config`]: the one configuration struct (CLI flags = `ROOMCAST_*` env vars).
 //! - [`game`]: the pluggable [`game::Game`] trait, the catalog of games by name, and
 //!   the built-in games (`arena`, `counter`).
-//! - [`room`]: room actors and the registry that creates, places and forgets them.
+//! - [`room`]: room actors (game rooms, doc rooms) and the registry that creates,
+//!   places and forgets them.
 //! - [`session`]: one task per WebSocket connection: limits, decoding, forwarding,
 //!   writing the member's outbox.
+//! - [`yjs_wire`]: the y-websocket framing of doc rooms (message boundaries,
+//!   encoding through `yrs::sync`).
 //! - [`http`]: routes, shared state, upgrade handlers.
 //! - [`server`]: [`Server`] / [`run`]: start everything on a listener and shut it
 //!   down gracefully when a token is cancelled.
@@ -20,6 +23,7 @@ pub mod http;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod yjs_wire;
 
 pub use config::Config;
 pub use server::{run, Server, ServerError};

@@ -2,6 +2,7 @@
 //! handlers that validate a request before upgrading and then hand the socket to
 //! a session task.
 
+mod doc_ws;
 mod game_ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::config::Config;
 use crate::game::GameCatalog;
-use crate::room::RoomRegistry;
+use crate::room::{doc_room::DocSettings, RoomRegistry};
 use crate::session::ConnLimits;
 
 /// State shared by every HTTP worker.
@@ -55,6 +56,19 @@ impl AppState {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Limits applied to each doc connection.
+    pub fn doc_limits(&self) -> ConnLimits {
+        ConnLimits { max_frame_bytes: self.config.doc_max_frame_bytes, ..self.game_limits() }
+    }
+
+    /// Settings of doc rooms.
+    pub fn doc_settings(&self) -> DocSettings {
+        DocSettings {
+            max_doc_bytes: self.config.doc_max_bytes,
+            awareness_timeout: self.config.awareness_timeout,
+        }
+    }
+
     /// Limits applied to each game connection.
     pub fn game_limits(&self) -> ConnLimits {
         ConnLimits {
@@ -69,6 +83,7 @@ impl AppState {
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/game/{game}/{room}", web::get().to(game_ws::upgrade))
+        .route("/doc/{name}", web::get().to(doc_ws::upgrade))
         .route("/healthz", web::get().to(healthz));
 }
 

@@ -152,3 +152,68 @@ pub struct MemberInfo {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopRoom;
+
+/// A connection joins a doc room.
+#[derive(Message)]
+#[rtype(result = "Result<(), JoinRefused>")]
+pub struct JoinDoc {
+    /// The joining connection.
+    pub conn: ConnId,
+    /// Where the room sends this member's frames.
+    pub outbox: OutboxSender,
+    /// How the room makes the session close.
+    pub kick: oneshot::Sender<CloseReason>,
+}
+
+/// The decoded messages of one frame from a doc member.
+#[derive(Message)]
+#[rtype(result = "Result<(), DocRefusal>")]
+pub struct DocMessages {
+    /// The sending connection.
+    pub conn: ConnId,
+    /// Its messages, in order.
+    pub messages: Vec<crate::yjs_wire::Inbound>,
+}
+
+/// Why a doc room refused a member's frame; the session closes accordingly.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DocRefusal {
+    /// The update does not apply (1007); the doc is unchanged.
+    #[error("{0}")]
+    Invalid(String),
+    /// The document would exceed its size limit (1009).
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// A doc member's connection ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LeaveDoc {
+    /// The connection.
+    pub conn: ConnId,
+}
+
+/// Asks a doc room for its figures and content.
+#[derive(Message)]
+#[rtype(result = "DocRoomInfo")]
+pub struct InspectDoc;
+
+/// What [`InspectDoc`] answers.
+#[derive(Debug, Clone)]
+pub struct DocRoomInfo {
+    /// Document name.
+    pub name: String,
+    /// Connected members' connection ids.
+    pub members: Vec<ConnId>,
+    /// Approximate encoded size of the document, bytes.
+    pub doc_bytes: usize,
+    /// Updates that changed the document since the room started.
+    pub updates_applied: u64,
+    /// Awareness states present.
+    pub awareness_clients: usize,
+    /// JSON view of the root types the server knows the type of.
+    pub content: serde_json::Value,
+    /// The whole document as one v1 update (decode it into a `yrs::Doc` to read it).
+    pub state_update: Vec<u8>,
+}

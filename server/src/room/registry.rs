@@ -13,7 +13,12 @@ use actix_rt::{Arbiter, ArbiterHandle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::info;
 
-use super::{game_room::GameRoom, messages::StopRoom, RoomId, RoomName};
+use super::{
+    doc_room::{DocRoom, DocSettings},
+    game_room::GameRoom,
+    messages::StopRoom,
+    RoomId, RoomName,
+};
 use crate::game::GameEntry;
 
 /// Identifies a room across kinds.
@@ -26,6 +31,11 @@ pub enum RoomKey {
         /// Room name.
         room: RoomName,
     },
+    /// A doc room: `/doc/{name}`.
+    Doc {
+        /// Document name.
+        name: RoomName,
+    },
 }
 
 impl RoomKey {
@@ -33,6 +43,7 @@ impl RoomKey {
     pub fn room(&self) -> &str {
         match self {
             RoomKey::Game { room, .. } => room.as_str(),
+            RoomKey::Doc { name } => name.as_str(),
         }
     }
 
@@ -40,6 +51,7 @@ impl RoomKey {
     pub fn kind(&self) -> &'static str {
         match self {
             RoomKey::Game { .. } => "game",
+            RoomKey::Doc { .. } => "doc",
         }
     }
 }
@@ -48,6 +60,7 @@ impl fmt::Display for RoomKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RoomKey::Game { game, room } => write!(f, "game/{game}/{room}"),
+            RoomKey::Doc { name } => write!(f, "doc/{name}"),
         }
     }
 }
@@ -63,6 +76,53 @@ pub struct RoomSettings {
     pub history_ticks: usize,
 }
 
+/// The address of a room actor, of either kind.
+#[derive(Clone)]
+pub enum RoomAddr {
+    /// A game room.
+    Game(Addr<GameRoom>),
+    /// A doc room.
+    Doc(Addr<DocRoom>),
+}
+
+impl RoomAddr {
+    /// True while the actor can still receive messages.
+    pub fn connected(&self) -> bool {
+        match self {
+            RoomAddr::Game(a) => a.connected(),
+            RoomAddr::Doc(a) => a.connected(),
+        }
+    }
+
+    /// The game room's address, if this is one.
+    pub fn game(&self) -> Option<&Addr<GameRoom>> {
+        match self {
+            RoomAddr::Game(a) => Some(a),
+            RoomAddr::Doc(_) => None,
+        }
+    }
+
+    /// The doc room's address, if this is one.
+    pub fn doc(&self) -> Option<&Addr<DocRoom>> {
+        match self {
+            RoomAddr::Doc(a) => Some(a),
+            RoomAddr::Game(_) => None,
+        }
+    }
+
+    /// Asks the room to stop, and waits until it has taken the request.
+    async fn stop(&self) {
+        match self {
+            RoomAddr::Game(a) => {
+                let _ = a.send(StopRoom).await;
+            }
+            RoomAddr::Doc(a) => {
+                let _ = a.send(StopRoom).await;
+            }
+        }
+    }
+}
+
 /// A registered room.
 #[derive(Clone)]
 struct RoomSlot {
@@ -71,7 +131,7 @@ struct RoomSlot {
     /// Index of the arbiter it runs on.
     arbiter: usize,
     /// Its address.
-    addr: Addr<GameRoom>,
+    addr: RoomAddr,
 }
 
 /// A registered room, as listed by [`RoomRegistry::rooms`].
@@ -83,8 +143,8 @@ pub struct RoomEntry {
     pub id: RoomId,
     /// Index of the arbiter (room thread) it runs on.
     pub arbiter: usize,
-    /// Address of the game room actor.
-    pub addr: Addr<GameRoom>,
+    /// Address of the room actor.
+    pub addr: RoomAddr,
 }
 
 /// Room key → room actor, and the arbiter pool rooms run on.
@@ -123,10 +183,39 @@ impl RoomRegistry {
 
     /// The game room for `room`, created (on the least-loaded arbiter) if absent.
     pub fn game_room(self: &Arc<Self>, game: &GameEntry, room: &RoomName) -> Addr<GameRoom> {
-        let key = RoomKey::Game {
-            game: game.name.to_string(),
-            room: room.clone(),
-        };
+        let key = RoomKey::Game { game: game.name.to_string(), room: room.clone() };
+        let addr = self.get_or_create(key, |registry, arbiter, id, key| {
+            let (entry, settings) = (game.clone(), registry.settings.clone());
+            let registry = registry.clone();
+            RoomAddr::Game(GameRoom::start_in_arbiter(arbiter, move |_| {
+                GameRoom::new(id, key, entry, settings, registry)
+            }))
+        });
+        // Cannot fail: a game key only ever maps to a game room.
+        addr.game().expect("game key holds a game room").clone()
+    }
+
+    /// The doc room for `name`, created (on the least-loaded arbiter) if absent.
+    pub fn doc_room(self: &Arc<Self>, name: &RoomName, doc_settings: &DocSettings) -> Addr<DocRoom> {
+        let key = RoomKey::Doc { name: name.clone() };
+        let addr = self.get_or_create(key, |registry, arbiter, id, key| {
+            let (settings, doc_settings) = (registry.settings.clone(), doc_settings.clone());
+            let registry = registry.clone();
+            RoomAddr::Doc(DocRoom::start_in_arbiter(arbiter, move |_| {
+                DocRoom::new(id, key, settings, doc_settings, registry)
+            }))
+        });
+        // Cannot fail: a doc key only ever maps to a doc room.
+        addr.doc().expect("doc key holds a doc room").clone()
+    }
+
+    /// The live room under `key`, or a new one made by `start` on the
+    /// least-loaded arbiter.
+    fn get_or_create(
+        self: &Arc<Self>,
+        key: RoomKey,
+        start: impl FnOnce(&Arc<Self>, &ArbiterHandle, RoomId, RoomKey) -> RoomAddr,
+    ) -> RoomAddr {
         let mut rooms = self.lock();
         if let Some(slot) = rooms.get(&key) {
             if slot.addr.connected() {
@@ -135,24 +224,9 @@ impl RoomRegistry {
         }
         let arbiter = self.least_loaded_arbiter(&rooms);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (registry, entry, settings, k) = (
-            self.clone(),
-            game.clone(),
-            self.settings.clone(),
-            key.clone(),
-        );
-        let addr = GameRoom::start_in_arbiter(&self.arbiters[arbiter], move |_ctx| {
-            GameRoom::new(id, k, entry, settings, registry)
-        });
+        let addr = start(self, &self.arbiters[arbiter], id, key.clone());
         info!(%key, room_id = id, arbiter, "room created");
-        rooms.insert(
-            key,
-            RoomSlot {
-                id,
-                arbiter,
-                addr: addr.clone(),
-            },
-        );
+        rooms.insert(key, RoomSlot { id, arbiter, addr: addr.clone() });
         addr
     }
 
@@ -210,7 +284,7 @@ impl RoomRegistry {
     /// Stops every room (each flushes on its way out), then the room threads.
     pub async fn shutdown(&self) {
         for room in self.rooms() {
-            let _ = room.addr.send(StopRoom).await;
+            room.addr.stop().await;
         }
         let arbiters: Vec<Arbiter> = std::mem::take(
             &mut *self

@@ -3,6 +3,7 @@
 //! protocol crate and forwards to its room; a separate writer drains the member's
 //! bounded outbox onto the socket. It owns no room state.
 
+pub mod doc;
 pub mod game;
 mod member_loop;
 mod socket;

@@ -1,0 +1,46 @@
+//! `GET /doc/{name}`: the y-websocket endpoint. `new WebsocketProvider(
+//! 'ws://host:8080/doc', name, ydoc)` connects here. The name is percent-decoded
+//! (query parameters are not part of it) and checked like a game room name (400).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use tracing::Instrument;
+
+use super::AppState;
+use crate::room::RoomName;
+use crate::session::doc::DocSession;
+
+/// The upgrade handler.
+pub async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let name = match RoomName::parse(&path.into_inner()) {
+        Ok(name) => name,
+        Err(e) => return Ok(HttpResponse::BadRequest().content_type("text/plain").body(format!("{e}\n"))),
+    };
+    if state.shutdown.is_cancelled() {
+        return Ok(HttpResponse::ServiceUnavailable().body("server shutting down\n"));
+    }
+    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+    let limits = state.doc_limits();
+    let stream = stream
+        .max_frame_size(limits.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_frame_bytes);
+    let conn = state.next_conn_id();
+    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let span = tracing::info_span!("conn", conn, kind = "doc", doc = %name, %peer);
+    let session = DocSession {
+        conn,
+        name,
+        registry: state.registry.clone(),
+        doc_settings: state.doc_settings(),
+        limits,
+        outbox_frames: state.config.outbox_frames,
+        shutdown: state.shutdown.clone(),
+    };
+    actix_web::rt::spawn(state.sessions.track_future(session.run(ws, stream).instrument(span)));
+    Ok(response)
+}

@@ -1,0 +1,113 @@
+//! A doc-room session: joins its document right away (y-websocket has no join
+//! message), then decodes each frame's y-websocket messages and hands them to the
+//! room, closing with the refusal's code when the room refuses one.
+
+use std::sync::Arc;
+
+use actix::{Addr, MailboxError};
+use actix_ws::{AggregatedMessageStream, CloseCode, CloseReason, Session};
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::member_loop::{serve_member, Flow, FrameHandler};
+use super::socket::{self, close_reason, ConnLimits};
+use crate::room::{
+    doc_room::{DocRoom, DocSettings},
+    member,
+    messages::{Departure, DocMessages, DocRefusal, JoinDoc, JoinRefused, LeaveDoc},
+    ConnId, RoomName, RoomRegistry,
+};
+use crate::yjs_wire;
+
+/// How many times a join retries when it races with its room stopping.
+const JOIN_ATTEMPTS: usize = 3;
+
+/// Everything a doc session needs besides its socket.
+pub struct DocSession {
+    /// This connection's id.
+    pub conn: ConnId,
+    /// The document name of the URL.
+    pub name: RoomName,
+    /// Where rooms are looked up.
+    pub registry: Arc<RoomRegistry>,
+    /// Settings for a doc room this session may create.
+    pub doc_settings: DocSettings,
+    /// Connection limits.
+    pub limits: ConnLimits,
+    /// Frames a member's outbox holds.
+    pub outbox_frames: usize,
+    /// Cancelled at server shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Forwards a doc member's frames to its room.
+struct DocFrames<'a> {
+    /// The member's room.
+    addr: &'a Addr<DocRoom>,
+    /// The member's connection.
+    conn: ConnId,
+}
+
+impl FrameHandler for DocFrames<'_> {
+    async fn on_binary(&mut self, _ws: &mut Session, bytes: Bytes) -> Flow {
+        let gone = Departure::Disconnected;
+        let messages = match yjs_wire::decode_frame(&bytes) {
+            Ok(messages) => messages,
+            Err(e) => return Flow::End(close_reason(CloseCode::Invalid, format!("bad y-websocket message: {e}")), gone),
+        };
+        if messages.is_empty() {
+            return Flow::Continue;
+        }
+        match self.addr.send(DocMessages { conn: self.conn, messages }).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(DocRefusal::Invalid(why))) => Flow::End(close_reason(CloseCode::Invalid, why), gone),
+            Ok(Err(DocRefusal::TooLarge(why))) => Flow::End(close_reason(CloseCode::Size, why), gone),
+            Err(_) => Flow::End(close_reason(CloseCode::Error, "room stopped"), gone),
+        }
+    }
+}
+
+impl DocSession {
+    /// Runs the connection to its end.
+    pub async fn run(self, mut ws: Session, mut stream: AggregatedMessageStream) {
+        let reason = match self.join(&ws).await {
+            Ok((addr, mut kick, writer)) => {
+                let mut frames = DocFrames { addr: &addr, conn: self.conn };
+                let (reason, _) =
+                    serve_member(&mut ws, &mut stream, &mut kick, &self.shutdown, &self.limits, &mut frames).await;
+                writer.abort();
+                addr.do_send(LeaveDoc { conn: self.conn });
+                reason
+            }
+            Err(reason) => Some(reason),
+        };
+        debug!(conn = self.conn, reason = ?reason, "closing");
+        socket::close(ws, reason).await;
+    }
+
+    /// Joins the document's room (retrying if it raced with the room stopping).
+    async fn join(
+        &self,
+        ws: &Session,
+    ) -> Result<(Addr<DocRoom>, oneshot::Receiver<CloseReason>, actix_web::rt::task::JoinHandle<()>), CloseReason> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let addr = self.registry.doc_room(&self.name, &self.doc_settings);
+            let (outbox_tx, outbox_rx) = member::outbox(self.outbox_frames);
+            let (kick_tx, kick_rx) = oneshot::channel();
+            match addr.send(JoinDoc { conn: self.conn, outbox: outbox_tx, kick: kick_tx }).await {
+                Ok(Ok(())) => {
+                    info!(conn = self.conn, "joined");
+                    let writer = actix_web::rt::spawn(socket::write_outbox(ws.clone(), outbox_rx));
+                    return Ok((addr, kick_rx, writer));
+                }
+                Ok(Err(JoinRefused::Failed(reason))) => {
+                    return Err(close_reason(CloseCode::Error, format!("room failed: {reason}")));
+                }
+                Ok(Err(JoinRefused::Closing)) | Err(MailboxError::Closed) | Err(MailboxError::Timeout) => continue,
+            }
+        }
+        Err(close_reason(CloseCode::Again, "room is restarting; try again"))
+    }
+}
