@@ -90,7 +90,11 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         let len = self.var_uint()?;
         let len = usize::try_from(len).map_err(|_| WireError::Truncated(start))?;
-        let end = self.pos.checked_add(len).filter(|e| *e <= self.buf.len()).ok_or(WireError::Truncated(start))?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or(WireError::Truncated(start))?;
         let body = &self.buf[self.pos..end];
         self.pos = end;
         Ok(body)
@@ -102,7 +106,10 @@ impl<'a> Reader<'a> {
 }
 
 fn body_error(what: &'static str) -> impl FnOnce(yrs::encoding::read::Error) -> WireError {
-    move |e| WireError::Body { what, cause: e.to_string() }
+    move |e| WireError::Body {
+        what,
+        cause: e.to_string(),
+    }
 }
 
 /// Decodes every message of a frame. A message of an unknown type ends the frame
@@ -117,7 +124,9 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<Inbound>, WireError> {
                 let sub = r.var_uint()?;
                 let body = r.var_buf()?;
                 out.push(match sub {
-                    0 => Inbound::SyncStep1(StateVector::decode_v1(body).map_err(body_error("state vector"))?),
+                    0 => Inbound::SyncStep1(
+                        StateVector::decode_v1(body).map_err(body_error("state vector"))?,
+                    ),
                     1 | 2 => Inbound::Update {
                         update: Update::decode_v1(body).map_err(body_error("update"))?,
                         len: body.len(),
@@ -182,7 +191,9 @@ mod tests {
         let doc = Doc::new();
         let text = doc.get_or_insert_text("t");
         text.insert(&mut doc.transact_mut(), 0, s);
-        let update = doc.transact().encode_state_as_update_v1(&StateVector::default());
+        let update = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
         update
     }
 
@@ -190,7 +201,9 @@ mod tests {
     fn decodes_several_messages_in_one_frame() {
         let mut frame = update_frame(text_update("hello")).to_vec();
         frame.extend_from_slice(&encode(&Message::AwarenessQuery));
-        frame.extend_from_slice(&encode(&Message::Sync(SyncMessage::SyncStep1(StateVector::default()))));
+        frame.extend_from_slice(&encode(&Message::Sync(SyncMessage::SyncStep1(
+            StateVector::default(),
+        ))));
         let mut msgs = decode_frame(&frame).unwrap().into_iter();
         match msgs.next() {
             Some(Inbound::Update { update, .. }) => {
@@ -212,10 +225,19 @@ mod tests {
         for cut in 1..frame.len() {
             assert!(decode_frame(&frame[..cut]).is_err(), "cut at {cut}");
         }
-        assert!(matches!(decode_frame(&[0xff; 11]), Err(WireError::BadVarint(0))));
-        assert!(matches!(decode_frame(&[0, 7, 0]), Err(WireError::UnknownSyncType(7))));
+        assert!(matches!(
+            decode_frame(&[0xff; 11]),
+            Err(WireError::BadVarint(0))
+        ));
+        assert!(matches!(
+            decode_frame(&[0, 7, 0]),
+            Err(WireError::UnknownSyncType(7))
+        ));
         // A huge declared length is refused without allocating it.
-        assert!(matches!(decode_frame(&[0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f]), Err(WireError::Truncated(_))));
+        assert!(matches!(
+            decode_frame(&[0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+            Err(WireError::Truncated(_))
+        ));
     }
 
     #[test]
@@ -223,6 +245,9 @@ mod tests {
         let mut frame = vec![2, 1]; // auth: permission granted
         frame.extend_from_slice(&[9, 1, 2, 3]); // unknown type 9
         let msgs = decode_frame(&frame).unwrap();
-        assert!(matches!(msgs.as_slice(), [Inbound::Ignored, Inbound::Ignored]));
+        assert!(matches!(
+            msgs.as_slice(),
+            [Inbound::Ignored, Inbound::Ignored]
+        ));
     }
 }

@@ -191,7 +191,7 @@ pub fn game_url(base: &str, game: &str, room: &str) -> String {
     format!("{}/game/{game}/{room}", base.trim_end_matches('/'))
 }
 
-fn close_info(frame: Option<CloseFrame>) -> Option<CloseInfo> {
+pub(crate) fn close_info(frame: Option<CloseFrame>) -> Option<CloseInfo> {
     frame.map(|f| CloseInfo {
         code: u16::from(f.code),
         reason: f.reason.to_string(),

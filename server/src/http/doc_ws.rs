@@ -18,7 +18,11 @@ pub async fn upgrade(
 ) -> actix_web::Result<HttpResponse> {
     let name = match RoomName::parse(&path.into_inner()) {
         Ok(name) => name,
-        Err(e) => return Ok(HttpResponse::BadRequest().content_type("text/plain").body(format!("{e}\n"))),
+        Err(e) => {
+            return Ok(HttpResponse::BadRequest()
+                .content_type("text/plain")
+                .body(format!("{e}\n")))
+        }
     };
     if state.shutdown.is_cancelled() {
         return Ok(HttpResponse::ServiceUnavailable().body("server shutting down\n"));
@@ -41,6 +45,10 @@ pub async fn upgrade(
         outbox_frames: state.config.outbox_frames,
         shutdown: state.shutdown.clone(),
     };
-    actix_web::rt::spawn(state.sessions.track_future(session.run(ws, stream).instrument(span)));
+    actix_web::rt::spawn(
+        state
+            .sessions
+            .track_future(session.run(ws, stream).instrument(span)),
+    );
     Ok(response)
 }

@@ -58,7 +58,10 @@ impl AppState {
 
     /// Limits applied to each doc connection.
     pub fn doc_limits(&self) -> ConnLimits {
-        ConnLimits { max_frame_bytes: self.config.doc_max_frame_bytes, ..self.game_limits() }
+        ConnLimits {
+            max_frame_bytes: self.config.doc_max_frame_bytes,
+            ..self.game_limits()
+        }
     }
 
     /// Settings of doc rooms.

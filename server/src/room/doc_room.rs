@@ -25,15 +25,17 @@ use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Running};
 use actix_ws::CloseCode;
 use bytes::Bytes;
 use tracing::{error, info, info_span, warn};
-use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
-use yrs::updates::decoder::Decode;
 use yrs::block::ClientID;
+use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
 use yrs::types::ToJson;
+use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use super::{
     member::{Delivery, MemberLink},
-    messages::{DocMessages, DocRefusal, DocRoomInfo, InspectDoc, JoinDoc, JoinRefused, LeaveDoc, StopRoom},
+    messages::{
+        DocMessages, DocRefusal, DocRoomInfo, InspectDoc, JoinDoc, JoinRefused, LeaveDoc, StopRoom,
+    },
     registry::{RoomKey, RoomRegistry, RoomSettings},
     ConnId, RoomId,
 };
@@ -86,16 +88,26 @@ impl DocState {
         let sink = captured.clone();
         // Cannot fail: a fresh doc has no observer under this key yet.
         doc.observe_update_v1("roomcast-relay", move |_txn, event| {
-            sink.lock().unwrap_or_else(|p| p.into_inner()).push(event.update.clone());
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(event.update.clone());
         })
         .expect("fresh doc accepts its observer");
-        Self { awareness: Awareness::new(doc), captured, base, log: Vec::new(), log_bytes: 0 }
+        Self {
+            awareness: Awareness::new(doc),
+            captured,
+            base,
+            log: Vec::new(),
+            log_bytes: 0,
+        }
     }
 
     /// An empty document.
     fn empty() -> Self {
         let doc = Doc::new();
-        let base = doc.transact().encode_state_as_update_v1(&StateVector::default());
+        let base = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
         Self::new(doc, base)
     }
 
@@ -126,7 +138,9 @@ impl DocState {
             self.log_bytes += u.len();
             self.log.push(Bytes::copy_from_slice(u));
         }
-        if self.log.len() >= COMPACT_AFTER_UPDATES || (self.log_bytes >= COMPACT_AFTER_BYTES && self.log_bytes > self.base.len()) {
+        if self.log.len() >= COMPACT_AFTER_UPDATES
+            || (self.log_bytes >= COMPACT_AFTER_BYTES && self.log_bytes > self.base.len())
+        {
             self.compact();
         }
         Ok(integrated)
@@ -145,7 +159,10 @@ impl DocState {
 
     /// The whole document as one v1 update.
     fn encode_whole(&self) -> Vec<u8> {
-        self.awareness.doc().transact().encode_state_as_update_v1(&StateVector::default())
+        self.awareness
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
     }
 
     /// Rebuilds the document from the base and the accepted updates, keeping the
@@ -154,7 +171,9 @@ impl DocState {
         let doc = Doc::new();
         {
             let mut txn = doc.transact_mut();
-            for bytes in std::iter::once(self.base.as_slice()).chain(self.log.iter().map(|b| b.as_ref())) {
+            for bytes in
+                std::iter::once(self.base.as_slice()).chain(self.log.iter().map(|b| b.as_ref()))
+            {
                 // Cannot fail: every byte here was produced by yrs from an accepted state.
                 let update = Update::decode_v1(bytes).expect("logged updates decode");
                 if let Err(e) = txn.apply_update(update) {
@@ -179,7 +198,10 @@ impl DocState {
         let mut map = serde_json::Map::new();
         for (name, value) in txn.root_refs() {
             let any = value.to_json(&txn);
-            map.insert(name.to_owned(), serde_json::to_value(&any).unwrap_or(serde_json::Value::Null));
+            map.insert(
+                name.to_owned(),
+                serde_json::to_value(&any).unwrap_or(serde_json::Value::Null),
+            );
         }
         serde_json::Value::Object(map)
     }
@@ -247,7 +269,11 @@ impl DocRoom {
         let lag_timeout = self.settings.lag_timeout;
         let mut whole: Option<Bytes> = None;
         let (state, span) = (&self.state, &self.span);
-        let mut catch_up = || whole.get_or_insert_with(|| yjs_wire::update_frame(state.encode_whole())).clone();
+        let mut catch_up = || {
+            whole
+                .get_or_insert_with(|| yjs_wire::update_frame(state.encode_whole()))
+                .clone()
+        };
         let mut dropped = Vec::new();
         for (conn, member) in &mut self.members {
             match member.link.deliver(frame, &mut catch_up, now, lag_timeout) {
@@ -256,7 +282,9 @@ impl DocRoom {
                     warn!(parent: span, conn, "disconnecting a member that cannot keep up");
                     member.link.kick(
                         CloseCode::Policy,
-                        format!("too slow: could not keep up with the document for {lag_timeout:?}"),
+                        format!(
+                            "too slow: could not keep up with the document for {lag_timeout:?}"
+                        ),
                     );
                     dropped.push(*conn);
                 }
@@ -280,7 +308,9 @@ impl DocRoom {
 
     /// Removes a member and its awareness states, broadcasting the removal.
     fn remove_member(&mut self, conn: ConnId) {
-        let Some(member) = self.members.remove(&conn) else { return };
+        let Some(member) = self.members.remove(&conn) else {
+            return;
+        };
         let ids: Vec<ClientID> = member.clients.into_iter().collect();
         for id in &ids {
             self.owners.remove(id);
@@ -326,8 +356,16 @@ impl DocRoom {
             }
             match message {
                 Inbound::SyncStep1(sv) => {
-                    let diff = self.state.awareness.doc().transact().encode_state_as_update_v1(&sv);
-                    self.reply(conn, yjs_wire::encode(&Message::Sync(SyncMessage::SyncStep2(diff))));
+                    let diff = self
+                        .state
+                        .awareness
+                        .doc()
+                        .transact()
+                        .encode_state_as_update_v1(&sv);
+                    self.reply(
+                        conn,
+                        yjs_wire::encode(&Message::Sync(SyncMessage::SyncStep2(diff))),
+                    );
                 }
                 Inbound::Update { update, len } => {
                     let limit = self.doc_settings.max_doc_bytes;
@@ -358,7 +396,9 @@ impl DocRoom {
                             self.broadcast_awareness(ids);
                         }
                         Ok(None) => {}
-                        Err(e) => return Err(DocRefusal::Invalid(format!("bad awareness update: {e}"))),
+                        Err(e) => {
+                            return Err(DocRefusal::Invalid(format!("bad awareness update: {e}")))
+                        }
                     }
                 }
                 Inbound::AwarenessQuery => {
@@ -443,7 +483,13 @@ impl Handler<JoinDoc> for DocRoom {
         for frame in yjs_wire::greeting(&self.state.awareness) {
             link.send_control(frame);
         }
-        self.members.insert(msg.conn, DocMember { link, clients: HashSet::new() });
+        self.members.insert(
+            msg.conn,
+            DocMember {
+                link,
+                clients: HashSet::new(),
+            },
+        );
         self.empty_since = None;
         info!(parent: &self.span, conn = msg.conn, "member joined");
         Ok(())
@@ -477,7 +523,12 @@ impl Handler<InspectDoc> for DocRoom {
             members,
             doc_bytes: self.state.size(),
             updates_applied: self.updates_applied,
-            awareness_clients: self.state.awareness.iter().filter(|(_, s)| s.data.is_some()).count(),
+            awareness_clients: self
+                .state
+                .awareness
+                .iter()
+                .filter(|(_, s)| s.data.is_some())
+                .count(),
             content: self.state.to_json(),
             state_update: self.state.encode_whole(),
         })

@@ -183,7 +183,10 @@ impl RoomRegistry {
 
     /// The game room for `room`, created (on the least-loaded arbiter) if absent.
     pub fn game_room(self: &Arc<Self>, game: &GameEntry, room: &RoomName) -> Addr<GameRoom> {
-        let key = RoomKey::Game { game: game.name.to_string(), room: room.clone() };
+        let key = RoomKey::Game {
+            game: game.name.to_string(),
+            room: room.clone(),
+        };
         let addr = self.get_or_create(key, |registry, arbiter, id, key| {
             let (entry, settings) = (game.clone(), registry.settings.clone());
             let registry = registry.clone();
@@ -196,7 +199,11 @@ impl RoomRegistry {
     }
 
     /// The doc room for `name`, created (on the least-loaded arbiter) if absent.
-    pub fn doc_room(self: &Arc<Self>, name: &RoomName, doc_settings: &DocSettings) -> Addr<DocRoom> {
+    pub fn doc_room(
+        self: &Arc<Self>,
+        name: &RoomName,
+        doc_settings: &DocSettings,
+    ) -> Addr<DocRoom> {
         let key = RoomKey::Doc { name: name.clone() };
         let addr = self.get_or_create(key, |registry, arbiter, id, key| {
             let (settings, doc_settings) = (registry.settings.clone(), doc_settings.clone());
@@ -226,7 +233,14 @@ impl RoomRegistry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let addr = start(self, &self.arbiters[arbiter], id, key.clone());
         info!(%key, room_id = id, arbiter, "room created");
-        rooms.insert(key, RoomSlot { id, arbiter, addr: addr.clone() });
+        rooms.insert(
+            key,
+            RoomSlot {
+                id,
+                arbiter,
+                addr: addr.clone(),
+            },
+        );
         addr
     }
 

@@ -55,15 +55,31 @@ impl FrameHandler for DocFrames<'_> {
         let gone = Departure::Disconnected;
         let messages = match yjs_wire::decode_frame(&bytes) {
             Ok(messages) => messages,
-            Err(e) => return Flow::End(close_reason(CloseCode::Invalid, format!("bad y-websocket message: {e}")), gone),
+            Err(e) => {
+                return Flow::End(
+                    close_reason(CloseCode::Invalid, format!("bad y-websocket message: {e}")),
+                    gone,
+                )
+            }
         };
         if messages.is_empty() {
             return Flow::Continue;
         }
-        match self.addr.send(DocMessages { conn: self.conn, messages }).await {
+        match self
+            .addr
+            .send(DocMessages {
+                conn: self.conn,
+                messages,
+            })
+            .await
+        {
             Ok(Ok(())) => Flow::Continue,
-            Ok(Err(DocRefusal::Invalid(why))) => Flow::End(close_reason(CloseCode::Invalid, why), gone),
-            Ok(Err(DocRefusal::TooLarge(why))) => Flow::End(close_reason(CloseCode::Size, why), gone),
+            Ok(Err(DocRefusal::Invalid(why))) => {
+                Flow::End(close_reason(CloseCode::Invalid, why), gone)
+            }
+            Ok(Err(DocRefusal::TooLarge(why))) => {
+                Flow::End(close_reason(CloseCode::Size, why), gone)
+            }
             Err(_) => Flow::End(close_reason(CloseCode::Error, "room stopped"), gone),
         }
     }
@@ -74,9 +90,19 @@ impl DocSession {
     pub async fn run(self, mut ws: Session, mut stream: AggregatedMessageStream) {
         let reason = match self.join(&ws).await {
             Ok((addr, mut kick, writer)) => {
-                let mut frames = DocFrames { addr: &addr, conn: self.conn };
-                let (reason, _) =
-                    serve_member(&mut ws, &mut stream, &mut kick, &self.shutdown, &self.limits, &mut frames).await;
+                let mut frames = DocFrames {
+                    addr: &addr,
+                    conn: self.conn,
+                };
+                let (reason, _) = serve_member(
+                    &mut ws,
+                    &mut stream,
+                    &mut kick,
+                    &self.shutdown,
+                    &self.limits,
+                    &mut frames,
+                )
+                .await;
                 writer.abort();
                 addr.do_send(LeaveDoc { conn: self.conn });
                 reason
@@ -91,23 +117,45 @@ impl DocSession {
     async fn join(
         &self,
         ws: &Session,
-    ) -> Result<(Addr<DocRoom>, oneshot::Receiver<CloseReason>, actix_web::rt::task::JoinHandle<()>), CloseReason> {
+    ) -> Result<
+        (
+            Addr<DocRoom>,
+            oneshot::Receiver<CloseReason>,
+            actix_web::rt::task::JoinHandle<()>,
+        ),
+        CloseReason,
+    > {
         for _ in 0..JOIN_ATTEMPTS {
             let addr = self.registry.doc_room(&self.name, &self.doc_settings);
             let (outbox_tx, outbox_rx) = member::outbox(self.outbox_frames);
             let (kick_tx, kick_rx) = oneshot::channel();
-            match addr.send(JoinDoc { conn: self.conn, outbox: outbox_tx, kick: kick_tx }).await {
+            match addr
+                .send(JoinDoc {
+                    conn: self.conn,
+                    outbox: outbox_tx,
+                    kick: kick_tx,
+                })
+                .await
+            {
                 Ok(Ok(())) => {
                     info!(conn = self.conn, "joined");
                     let writer = actix_web::rt::spawn(socket::write_outbox(ws.clone(), outbox_rx));
                     return Ok((addr, kick_rx, writer));
                 }
                 Ok(Err(JoinRefused::Failed(reason))) => {
-                    return Err(close_reason(CloseCode::Error, format!("room failed: {reason}")));
+                    return Err(close_reason(
+                        CloseCode::Error,
+                        format!("room failed: {reason}"),
+                    ));
                 }
-                Ok(Err(JoinRefused::Closing)) | Err(MailboxError::Closed) | Err(MailboxError::Timeout) => continue,
+                Ok(Err(JoinRefused::Closing))
+                | Err(MailboxError::Closed)
+                | Err(MailboxError::Timeout) => continue,
             }
         }
-        Err(close_reason(CloseCode::Again, "room is restarting; try again"))
+        Err(close_reason(
+            CloseCode::Again,
+            "room is restarting; try again",
+        ))
     }
 }
