@@ -128,6 +128,7 @@ impl TestServer {
         let entry = self.registry.get(&game_key(game, room))?;
         entry
             .addr
+            .game()?
             .send(roomcast_server::room::messages::InspectState {
                 at_tick: Some(tick),
             })
@@ -144,6 +145,7 @@ impl TestServer {
         let entry = self.registry.get(&game_key(game, room))?;
         entry
             .addr
+            .game()?
             .send(roomcast_server::room::messages::DescribeRoom)
             .await
             .ok()
