@@ -151,3 +151,43 @@ impl TestServer {
             .ok()
     }
 }
+
+impl TestServer {
+    /// Joins doc `name` and waits until it holds the server's state.
+    pub async fn join_doc(&self, name: &str) -> roomcast_client::DocConnection {
+        self.join_doc_with(name, roomcast_client::DocOptions::default())
+            .await
+    }
+
+    /// Joins doc `name` with options and waits until synced.
+    pub async fn join_doc_with(
+        &self,
+        name: &str,
+        options: roomcast_client::DocOptions,
+    ) -> roomcast_client::DocConnection {
+        let mut conn = roomcast_client::DocConnection::connect(&self.url, name, options)
+            .await
+            .unwrap_or_else(|e| panic!("join doc {name}: {e}"));
+        conn.wait_synced(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("sync doc {name}: {e}"));
+        conn
+    }
+
+    /// Figures and content of a live doc room.
+    pub async fn inspect_doc(
+        &self,
+        name: &str,
+    ) -> Option<roomcast_server::room::messages::DocRoomInfo> {
+        let key = roomcast_server::room::RoomKey::Doc {
+            name: roomcast_server::room::RoomName::parse(name).expect("valid doc name"),
+        };
+        let entry = self.registry.get(&key)?;
+        entry
+            .addr
+            .doc()?
+            .send(roomcast_server::room::messages::InspectDoc)
+            .await
+            .ok()
+    }
+}
