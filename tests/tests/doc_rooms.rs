@@ -121,7 +121,7 @@ async fn awareness_is_relayed_removed_on_leave_and_cannot_be_spoofed() {
     a.wait_awareness(WAIT, sees_ada).await.unwrap();
 
     // b forges a removal and a new state for a's client id: the server drops both.
-    let forged = format!(r#"{{"user":{{"name":"mallory"}}}}"#);
+    let forged = r#"{"user":{"name":"mallory"}}"#.to_string();
     let mut spoof = yrs::sync::AwarenessUpdate {
         clients: Default::default(),
     };
