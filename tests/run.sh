@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of roomcast: formatting, clippy with warnings as
-# errors, then all unit and end-to-end tests of the workspace (real servers on
-# ephemeral loopback ports). This is the README's test command and what CI runs.
+# errors, all unit and end-to-end tests of the workspace (real servers on
+# ephemeral loopback ports), then the interop tests that drive a real roomcast
+# server with the stock npm Yjs stack (tests/node). This is the README's test
+# command and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,5 +20,11 @@ cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== tests"
+echo "== rust tests"
 cargo test --workspace --all-targets --locked
+
+echo "== yjs interop tests (node)"
+command -v node >/dev/null || { echo "node (20 or newer) is required for tests/node" >&2; exit 1; }
+cargo build --locked --bin roomcast --bin roomcast-doc
+npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+npm test --prefix tests/node
