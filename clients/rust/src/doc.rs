@@ -16,7 +16,7 @@ use yrs::block::ClientID;
 use yrs::sync::{Awareness, Message, MessageReader, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, TransactionMut, Update};
+use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update};
 
 use crate::game::{close_info, open_socket, ClientError, CloseInfo};
 
@@ -38,7 +38,8 @@ pub enum DocEvent {
 /// How to connect.
 #[derive(Debug, Clone, Default)]
 pub struct DocOptions {
-    /// Start from this document (e.g. one with offline edits) instead of an empty one.
+    /// Start from this document (e.g. one with offline edits) instead of an empty
+    /// one made by [`new_doc`].
     pub doc: Option<Doc>,
     /// Socket receive buffer, bytes.
     pub recv_buffer: Option<u32>,
@@ -65,6 +66,12 @@ pub fn doc_url(base: &str, name: &str) -> String {
     format!("{}/doc/{name}", base.trim_end_matches('/'))
 }
 
+/// A new replica that counts text offsets in UTF-16 code units, as JavaScript
+/// Yjs does, so indexes mean the same on both sides.
+pub fn new_doc() -> Doc {
+    Doc::with_options(Options { offset_kind: OffsetKind::Utf16, ..Options::default() })
+}
+
 fn frame(message: &Message) -> WsMessage {
     WsMessage::binary(message.encode_v1())
 }
@@ -74,7 +81,7 @@ impl DocConnection {
     /// (use [`DocConnection::wait_synced`] to wait for the server's state).
     pub async fn connect(base: &str, name: &str, options: DocOptions) -> Result<Self, ClientError> {
         let ws = open_socket(&doc_url(base, name), options.recv_buffer).await?;
-        let doc = options.doc.unwrap_or_default();
+        let doc = options.doc.unwrap_or_else(new_doc);
         let captured = Arc::new(Mutex::new(Vec::new()));
         let sink = captured.clone();
         doc.observe_update_v1("roomcast-client", move |_txn, event| {

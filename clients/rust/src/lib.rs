@@ -15,6 +15,6 @@ pub mod doc;
 pub mod game;
 pub mod stats;
 
-pub use doc::{DocConnection, DocEvent, DocOptions};
+pub use doc::{new_doc, DocConnection, DocEvent, DocOptions};
 pub use game::{ClientError, CloseInfo, ConnectOptions, Event, GameConnection};
 pub use roomcast_protocol::state::Mirror;

@@ -29,7 +29,7 @@ use yrs::block::ClientID;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
 use yrs::types::ToJson;
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
 
 use super::{
     member::{Delivery, MemberLink},
@@ -57,6 +57,12 @@ pub struct DocSettings {
     pub max_doc_bytes: usize,
     /// Awareness states not renewed within this long are removed.
     pub awareness_timeout: Duration,
+}
+
+/// A document that counts text offsets in UTF-16 code units, like JavaScript
+/// Yjs, should the server ever edit text by index.
+fn new_doc() -> Doc {
+    Doc::with_options(Options { offset_kind: OffsetKind::Utf16, ..Options::default() })
 }
 
 /// One connected editor.
@@ -104,7 +110,7 @@ impl DocState {
 
     /// An empty document.
     fn empty() -> Self {
-        let doc = Doc::new();
+        let doc = new_doc();
         let base = doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
@@ -168,7 +174,7 @@ impl DocState {
     /// Rebuilds the document from the base and the accepted updates, keeping the
     /// awareness states: undoes whatever a failed update left half-applied.
     fn rebuild(&mut self) {
-        let doc = Doc::new();
+        let doc = new_doc();
         {
             let mut txn = doc.transact_mut();
             for bytes in
