@@ -15,6 +15,9 @@ use crate::game::{Game, GameCatalog};
 use crate::http::{self, AppState};
 use crate::room::{RoomRegistry, RoomSettings};
 
+/// How long a finished connection may take to go away before it is dropped.
+const CLIENT_DISCONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -101,6 +104,9 @@ impl Server {
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
                 .workers(self.config.http_worker_count())
                 .disable_signals()
+                // After a WebSocket's close handshake the connection is done: do not
+                // hold the TCP socket open for actix's default second.
+                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
                 .shutdown_timeout(self.config.shutdown_timeout.as_secs().max(1))
                 .listen(listener)?
                 .run();
