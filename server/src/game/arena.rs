@@ -13,7 +13,7 @@ use super::{Game, PlayerId};
 pub struct Arena;
 
 /// Arena room state: players by id.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ArenaState {
     /// Every player in the room, connected or waiting to resume.
     pub players: BTreeMap<PlayerId, ArenaPlayer>,
@@ -116,6 +116,23 @@ mod tests {
         }
         let p = s.players[&1];
         assert_eq!((p.x, p.y), (WORLD_SIZE, 0.0));
+    }
+
+    #[test]
+    fn state_round_trips_through_a_snapshot() {
+        let catalog = crate::game::GameCatalog::with_builtin_games();
+        let entry = catalog.get("arena").unwrap();
+        let mut room = entry.instantiate();
+        room.player_joined(1);
+        room.player_joined(2);
+        let input = roomcast_protocol::codec::encode(&ArenaInput { dx: 1, dy: 1 }).unwrap();
+        room.queue_input(1, 9, &input).unwrap();
+        room.step(1.0 / 30.0);
+        let bytes = room.encode_state().unwrap();
+        let mut restored = entry.instantiate();
+        restored.restore_state(&bytes).unwrap();
+        assert_eq!(restored.publish(), room.publish());
+        assert!(restored.restore_state(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

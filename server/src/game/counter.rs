@@ -13,7 +13,7 @@ use super::{Game, PlayerId};
 pub struct Counter;
 
 /// Counter room state.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CounterState {
     /// Sum of every input ever applied in the room (players who left included).
     pub total: i64,

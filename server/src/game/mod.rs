@@ -31,8 +31,9 @@ pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(10);
 /// room of that game (it holds configuration, not room state); each room has its
 /// own [`Game::State`].
 pub trait Game: Send + Sync + 'static {
-    /// The whole simulation state of one room.
-    type State: Send + 'static;
+    /// The whole simulation state of one room. It is persisted in snapshots
+    /// (encoded with the wire codec), so it must round-trip through serde.
+    type State: Serialize + DeserializeOwned + Send + 'static;
     /// What a player sends, decoded from [`roomcast_protocol::Input::payload`].
     type Input: DeserializeOwned + Send + 'static;
     /// What the state is published as, one value per entity id.
@@ -44,6 +45,18 @@ pub trait Game: Send + Sync + 'static {
     /// Ticks per second unless the operator overrides it.
     fn default_tick_rate_hz(&self) -> u16 {
         DEFAULT_TICK_RATE_HZ
+    }
+
+    /// Version of [`Game::State`]'s persisted format. Bump it on an incompatible
+    /// change: snapshots of another version are not restored.
+    fn state_format_version(&self) -> u32 {
+        1
+    }
+
+    /// Whether a new room of this game restores the latest snapshot of its name.
+    /// Default: yes.
+    fn restores_snapshots(&self) -> bool {
+        true
     }
 
     /// Refuses an input that decoded but is not acceptable (the connection is
@@ -105,6 +118,14 @@ pub trait GameInstance: Send {
     fn player_left(&mut self, player: PlayerId);
     /// Encodes every entity into a fresh table.
     fn publish(&self) -> EntityTable;
+    /// The state encoded for a snapshot.
+    fn encode_state(&self) -> Result<Vec<u8>, roomcast_protocol::CodecError>;
+    /// Replaces the state with a decoded snapshot (queued inputs are dropped).
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), roomcast_protocol::CodecError>;
+    /// See [`Game::state_format_version`].
+    fn state_format_version(&self) -> u32;
+    /// See [`Game::restores_snapshots`].
+    fn restores_snapshots(&self) -> bool;
 }
 
 /// Pairs a typed game with one room's state.
@@ -152,6 +173,24 @@ impl<G: Game> GameInstance for TypedInstance<G> {
     fn player_left(&mut self, player: PlayerId) {
         self.queued.retain(|(p, _, _)| *p != player);
         self.game.player_left(&mut self.state, player);
+    }
+
+    fn encode_state(&self) -> Result<Vec<u8>, roomcast_protocol::CodecError> {
+        roomcast_protocol::codec::encode(&self.state)
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), roomcast_protocol::CodecError> {
+        self.state = roomcast_protocol::codec::decode(bytes)?;
+        self.queued.clear();
+        Ok(())
+    }
+
+    fn state_format_version(&self) -> u32 {
+        self.game.state_format_version()
+    }
+
+    fn restores_snapshots(&self) -> bool {
+        self.game.restores_snapshots()
     }
 
     fn publish(&self) -> EntityTable {
