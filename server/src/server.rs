@@ -107,6 +107,9 @@ impl Server {
                 // After a WebSocket's close handshake the connection is done: do not
                 // hold the TCP socket open for actix's default second.
                 .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+                // Real-time frames are small: never let Nagle hold one back waiting
+                // for the peer's delayed ACK (that cost ~40 ms at the tail).
+                .tcp_nodelay(true)
                 .shutdown_timeout(self.config.shutdown_timeout.as_secs().max(1))
                 .listen(listener)?
                 .run();

@@ -69,7 +69,10 @@ pub fn doc_url(base: &str, name: &str) -> String {
 /// A new replica that counts text offsets in UTF-16 code units, as JavaScript
 /// Yjs does, so indexes mean the same on both sides.
 pub fn new_doc() -> Doc {
-    Doc::with_options(Options { offset_kind: OffsetKind::Utf16, ..Options::default() })
+    Doc::with_options(Options {
+        offset_kind: OffsetKind::Utf16,
+        ..Options::default()
+    })
 }
 
 fn frame(message: &Message) -> WsMessage {

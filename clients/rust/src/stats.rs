@@ -55,8 +55,19 @@ pub fn other_process_cpu_time(pid: u32) -> Option<Duration> {
 
 /// Resident set size of a process in bytes, from `/proc/{pid}/status` (Linux).
 pub fn process_rss_bytes(pid: u32) -> Option<u64> {
+    status_kb_field(pid, "VmRSS:")
+}
+
+/// Peak resident set size of a process over its whole life so far (`VmHWM`), in
+/// bytes, from `/proc/{pid}/status` (Linux).
+pub fn process_peak_rss_bytes(pid: u32) -> Option<u64> {
+    status_kb_field(pid, "VmHWM:")
+}
+
+/// A `kB` field of `/proc/{pid}/status`, in bytes.
+fn status_kb_field(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

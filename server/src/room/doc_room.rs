@@ -62,7 +62,10 @@ pub struct DocSettings {
 /// A document that counts text offsets in UTF-16 code units, like JavaScript
 /// Yjs, should the server ever edit text by index.
 fn new_doc() -> Doc {
-    Doc::with_options(Options { offset_kind: OffsetKind::Utf16, ..Options::default() })
+    Doc::with_options(Options {
+        offset_kind: OffsetKind::Utf16,
+        ..Options::default()
+    })
 }
 
 /// One connected editor.

@@ -1,29 +1,28 @@
-//! `roomcast-load`: a load generator for roomcast game rooms.
+//! Game mode: `--rooms × --players` simulated arena players.
 //!
-//! It opens `--rooms × --players` connections (rooms `{prefix}-{i}`), each one a
-//! tokio task holding a [`GameConnection`] that decodes every frame and keeps a
-//! mirror like a real client, and sends arena inputs at 30 Hz. After the warmup it
-//! measures, for `--duration` seconds: input-to-ack latency, delta inter-arrival
-//! jitter, bytes received per client per second, the tool's own CPU and
-//! optionally the server's CPU and memory. It prints a short table and, with
-//! `--json`, one JSON object as the last line of stdout.
-//!
-//! Timeline: connections are opened at `--connect-rate` per second (the ramp);
-//! the warmup starts when the last connection is due; the measured window is the
-//! `--duration` seconds after the warmup. At its end every task stops sending,
-//! waits briefly for the acks of its last inputs, then leaves and closes.
+//! Each connection is a tokio task holding a [`GameConnection`] that decodes every
+//! frame and keeps a mirror like a real client, and sends arena inputs at 30 Hz.
+//! After the warmup it measures, for `--duration` seconds: input-to-ack latency,
+//! delta inter-arrival jitter, bytes received per client per second, the tool's
+//! own CPU and optionally the server's CPU and memory. At the end of the window
+//! every task stops sending, waits briefly for the acks of its last inputs, then
+//! leaves and closes.
 
 use std::collections::VecDeque;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context};
-use clap::Parser;
+use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::Rng;
 use roomcast_client::{stats, ConnectOptions, Event, GameConnection};
 use roomcast_protocol::games::arena::{ArenaInput, ArenaPlayer};
 use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::common::{
+    max_ms, number_json, raise_fd_limit, round_to, sample_cpu, seeded_rng, CpuFigures,
+    ErrorSamples, Timeline,
+};
+use crate::Args;
 
 /// Inputs per second each simulated player sends.
 const INPUT_RATE_HZ: f64 = 30.0;
@@ -36,137 +35,6 @@ const ACK_DRAIN: Duration = Duration::from_millis(500);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time allowed for one connection's handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many distinct error messages the summary shows.
-const MAX_ERROR_SAMPLES: usize = 5;
-
-/// Load generator for a roomcast server: many simulated arena players, with
-/// input-to-ack latency, delta jitter, bandwidth and CPU figures.
-///
-/// Timeline: connections open at --connect-rate per second; the warmup starts
-/// when the last one is due; then --duration seconds are measured. Total run time
-/// is about rooms*players/connect-rate + warmup + duration (+ up to 0.5 s to
-/// collect the last acks).
-///
-/// Exit status: 0 when the run completed, even if some connections failed (see
-/// `failures` and `disconnects`); 1 on a bad flag value or when no player could
-/// join at all; 2 on an unknown or unparsable flag.
-#[derive(Debug, Parser)]
-#[command(name = "roomcast-load", version)]
-struct Args {
-    /// Server base URL, ws://host:port (rooms are reached at /game/{game}/{room}).
-    #[arg(long, default_value = "ws://127.0.0.1:8080")]
-    url: String,
-
-    /// Game to load. Only `arena` is supported (its state acknowledges inputs).
-    #[arg(long, default_value = "arena")]
-    game: String,
-
-    /// Number of rooms, named {room-prefix}-0 .. {room-prefix}-{rooms-1}.
-    #[arg(long, default_value_t = 1)]
-    rooms: u32,
-
-    /// Simulated players (connections) per room.
-    #[arg(long, default_value_t = 10)]
-    players: u32,
-
-    /// Measured window in seconds, after the warmup (fractions allowed).
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
-
-    /// Seconds of load before measuring starts (fractions allowed; 0 for none).
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
-
-    /// Prefix of the room names: rooms are {room-prefix}-{i}.
-    #[arg(long, default_value = "load")]
-    room_prefix: String,
-
-    /// Seed of the players' input directions; player j of room i draws from an
-    /// RNG seeded from (seed, i, j), so runs with the same seed are comparable.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-
-    /// PID of the server process: also report its CPU over the measured window
-    /// and its resident memory at the end (Linux /proc).
-    #[arg(long)]
-    server_pid: Option<u32>,
-
-    /// New connections per second while ramping up.
-    #[arg(long, default_value_t = 200.0)]
-    connect_rate: f64,
-
-    /// Print the results as one JSON object on the last line of stdout.
-    #[arg(long)]
-    json: bool,
-}
-
-impl Args {
-    fn validate(&self) -> anyhow::Result<()> {
-        let rest = self
-            .url
-            .strip_prefix("ws://")
-            .context("--url must look like ws://host:port")?;
-        ensure!(
-            !rest.is_empty() && !rest.starts_with('/'),
-            "--url must look like ws://host:port, got {:?}",
-            self.url
-        );
-        ensure!(
-            self.game == "arena",
-            "--game {:?} is not supported: only `arena` is",
-            self.game
-        );
-        ensure!(self.rooms >= 1, "--rooms must be at least 1");
-        ensure!(self.players >= 1, "--players must be at least 1");
-        ensure!(
-            self.duration.is_finite() && self.duration > 0.0,
-            "--duration must be a positive number of seconds"
-        );
-        ensure!(
-            self.warmup.is_finite() && self.warmup >= 0.0,
-            "--warmup must be zero or a positive number of seconds"
-        );
-        ensure!(
-            self.connect_rate.is_finite() && self.connect_rate > 0.0,
-            "--connect-rate must be positive"
-        );
-        let longest = format!("{}-{}", self.room_prefix, self.rooms - 1);
-        ensure!(
-            longest.len() <= 128,
-            "--room-prefix is too long: room names must be at most 128 bytes"
-        );
-        ensure!(
-            self.room_prefix
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)),
-            "--room-prefix may only contain A-Z a-z 0-9 _ . -"
-        );
-        if let Some(pid) = self.server_pid {
-            ensure!(
-                stats::other_process_cpu_time(pid).is_some(),
-                "--server-pid {pid}: no such process (cannot read /proc/{pid}/stat)"
-            );
-        }
-        Ok(())
-    }
-
-    fn connections(&self) -> u64 {
-        u64::from(self.rooms) * u64::from(self.players)
-    }
-}
-
-/// When things happen, shared by all tasks.
-#[derive(Debug, Clone, Copy)]
-struct Timeline {
-    /// Start of the run (first connection).
-    start: Instant,
-    /// Seconds between two connection starts.
-    connect_gap: Duration,
-    /// Measuring starts.
-    measure_start: Instant,
-    /// Measuring ends; tasks stop sending.
-    deadline: Instant,
-}
 
 /// What one simulated player measured (post-warmup figures only).
 struct PlayerStats {
@@ -212,18 +80,6 @@ impl PlayerStats {
     }
 }
 
-/// SplitMix64 finaliser: spreads (seed, room, player) into independent seeds.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn player_rng(seed: u64, room: u32, player: u32) -> StdRng {
-    StdRng::seed_from_u64(mix(mix(mix(seed) ^ u64::from(room)) ^ u64::from(player)))
-}
-
 /// Where (measured) `bytes_received` started counting for the window.
 enum ByteMark {
     /// Window not started yet.
@@ -245,7 +101,7 @@ async fn run_player(
     tl: Timeline,
 ) -> PlayerStats {
     let mut st = PlayerStats::new();
-    let connect_at = tl.start + tl.connect_gap.mul_f64(slot as f64);
+    let connect_at = tl.connect_at(slot);
     tokio::time::sleep_until(connect_at).await;
     if Instant::now() >= tl.deadline {
         st.failure = Some("not connected before the end of the run".to_owned());
@@ -276,7 +132,7 @@ async fn run_player(
     let me = conn.player_id();
     let tick_hz = conn.welcome().tick_rate_hz.max(1);
     let tick_period = Duration::from_secs_f64(1.0 / f64::from(tick_hz));
-    let mut rng = player_rng(seed, room, player);
+    let mut rng = seeded_rng(seed, room, player);
     let mut input = ArenaInput { dx: 0, dy: 0 };
     let mut seq: u32 = 0;
     // (seq, send time, sent inside the measured window)
@@ -440,50 +296,6 @@ fn ack(
     }
 }
 
-/// Raises the open-file soft limit so that `needed` sockets fit (best effort).
-fn raise_fd_limit(needed: u64) {
-    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return;
-        }
-        let want = (needed as libc::rlim_t).min(lim.rlim_max);
-        if lim.rlim_cur < want {
-            lim.rlim_cur = want;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
-/// CPU figures of the measured window.
-struct CpuFigures {
-    load_percent: f64,
-    server_percent: Option<f64>,
-    server_rss: Option<u64>,
-}
-
-/// Samples CPU at the start and end of the measured window.
-async fn sample_cpu(tl: Timeline, server_pid: Option<u32>) -> CpuFigures {
-    tokio::time::sleep_until(tl.measure_start).await;
-    let wall0 = Instant::now();
-    let self0 = stats::process_cpu_time();
-    let server0 = server_pid.and_then(stats::other_process_cpu_time);
-    tokio::time::sleep_until(tl.deadline).await;
-    let wall = wall0.elapsed().as_secs_f64().max(1e-9);
-    let self1 = stats::process_cpu_time();
-    let server1 = server_pid.and_then(stats::other_process_cpu_time);
-    let percent = |a: Duration, b: Duration| b.saturating_sub(a).as_secs_f64() / wall * 100.0;
-    CpuFigures {
-        load_percent: percent(self0, self1),
-        server_percent: match (server0, server1) {
-            (Some(a), Some(b)) => Some(percent(a, b)),
-            _ => None,
-        },
-        server_rss: server_pid.and_then(stats::process_rss_bytes),
-    }
-}
-
 /// Everything merged.
 struct Totals {
     latency: Histogram<u64>,
@@ -498,7 +310,7 @@ struct Totals {
     resyncs: u64,
     extra_snapshots: u64,
     inband_errors: u64,
-    errors: Vec<(String, u64)>,
+    errors: ErrorSamples,
 }
 
 impl Totals {
@@ -516,16 +328,7 @@ impl Totals {
             resyncs: 0,
             extra_snapshots: 0,
             inband_errors: 0,
-            errors: Vec::new(),
-        }
-    }
-
-    fn note_error(&mut self, what: &str, message: String) {
-        let text = format!("{what}: {message}");
-        if let Some(entry) = self.errors.iter_mut().find(|(m, _)| *m == text) {
-            entry.1 += 1;
-        } else if self.errors.len() < MAX_ERROR_SAMPLES {
-            self.errors.push((text, 1));
+            errors: ErrorSamples::default(),
         }
     }
 
@@ -546,54 +349,23 @@ impl Totals {
         self.inband_errors += st.inband_errors;
         if let Some(f) = st.failure {
             self.failures += 1;
-            self.note_error("join failure", f);
+            self.errors.note("join failure", f);
         }
         if let Some(d) = st.disconnect {
             self.disconnects += 1;
-            self.note_error("disconnect", d);
+            self.errors.note("disconnect", d);
         }
         Ok(())
     }
 }
 
-fn round_to(x: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (x * f).round() / f
-}
-
-/// Seconds as a JSON number: an integer when whole.
-fn seconds_json(s: f64) -> serde_json::Value {
-    if s.fract() == 0.0 && s < 1e15 {
-        serde_json::json!(s as u64)
-    } else {
-        serde_json::json!(s)
-    }
-}
-
-fn max_ms(h: &Histogram<u64>) -> f64 {
-    if h.is_empty() {
-        0.0
-    } else {
-        h.max() as f64 / 1000.0
-    }
-}
-
-async fn run(args: Args) -> anyhow::Result<()> {
-    args.validate()?;
+/// Runs game mode (flags already validated) and prints the report.
+pub async fn run(args: &Args) -> anyhow::Result<()> {
     let total = args.connections();
     raise_fd_limit(total + 64);
 
-    let connect_gap = Duration::from_secs_f64(1.0 / args.connect_rate);
-    let start = Instant::now() + Duration::from_millis(10);
-    let ramp = connect_gap.mul_f64(total.saturating_sub(1) as f64);
-    let measure_start = start + ramp + Duration::from_secs_f64(args.warmup);
-    let deadline = measure_start + Duration::from_secs_f64(args.duration);
-    let tl = Timeline {
-        start,
-        connect_gap,
-        measure_start,
-        deadline,
-    };
+    let tl = Timeline::new(total, args.connect_rate, args.warmup, args.duration);
+    let ramp = tl.ramp(total);
 
     eprintln!(
         "roomcast-load: {} rooms x {} players = {total} connections to {} (ramp {:.1} s, warmup {} s, measuring {} s)",
@@ -629,20 +401,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Ok(st) => totals.add(st)?,
             Err(e) => {
                 totals.failures += 1;
-                totals.note_error("task", e.to_string());
+                totals.errors.note("task", e.to_string());
             }
         }
     }
     if totals.joined == 0 {
         sampler.abort();
-        for (message, count) in &totals.errors {
-            eprintln!("  {count} x {message}");
-        }
+        totals.errors.print(true);
         bail!("no player could join (all {total} connections failed)");
     }
     let cpu = sampler.await.context("CPU sampler")?;
 
-    report(&args, &totals, &cpu);
+    report(args, &totals, &cpu);
     Ok(())
 }
 
@@ -712,16 +482,14 @@ fn report(args: &Args, t: &Totals, cpu: &CpuFigures) {
             None => println!("  {:<28}{:>10}", "server RSS (MiB)", "n/a"),
         }
     }
-    for (message, count) in &t.errors {
-        println!("  {count} x {message}");
-    }
+    t.errors.print(false);
 
     if args.json {
         let mut out = serde_json::json!({
             "mode": "game",
             "rooms": args.rooms,
             "players": args.players,
-            "duration_s": seconds_json(args.duration),
+            "duration_s": number_json(args.duration),
             "latency_ms": {
                 "p50": lat(0.5),
                 "p90": lat(0.9),
@@ -747,17 +515,5 @@ fn report(args: &Args, t: &Totals, cpu: &CpuFigures) {
             out["server_rss_bytes"] = serde_json::json!(cpu.server_rss);
         }
         println!("{out}");
-    }
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args).await {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("roomcast-load: error: {e:#}");
-            ExitCode::FAILURE
-        }
     }
 }
