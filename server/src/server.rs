@@ -15,9 +15,6 @@ use crate::game::{Game, GameCatalog};
 use crate::http::{self, AppState};
 use crate::room::{RoomRegistry, RoomSettings};
 
-/// How long a finished connection may take to go away before it is dropped.
-const CLIENT_DISCONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -104,9 +101,6 @@ impl Server {
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
                 .workers(self.config.http_worker_count())
                 .disable_signals()
-                // After a WebSocket's close handshake the connection is done: do not
-                // hold the TCP socket open for actix's default second.
-                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
                 // Real-time frames are small: never let Nagle hold one back waiting
                 // for the peer's delayed ACK (that cost ~40 ms at the tail).
                 .tcp_nodelay(true)

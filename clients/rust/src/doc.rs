@@ -335,7 +335,15 @@ impl DocConnection {
     /// Closes politely (close frame, then waits up to a second for the server's).
     pub async fn close(mut self) -> Result<(), ClientError> {
         self.ws.close(None).await?;
-        let drain = async { while let Some(Ok(_)) = self.ws.next().await {} };
+        // The handshake is complete once the server's close frame arrives;
+        // waiting for the TCP end as well would cost actix's disconnect timeout.
+        let drain = async {
+            while let Some(Ok(message)) = self.ws.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
+        };
         let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
         Ok(())
     }

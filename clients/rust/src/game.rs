@@ -432,7 +432,15 @@ impl GameConnection {
     /// arrives (at most one second), so nothing sent before is lost to a reset.
     pub async fn close(mut self) -> Result<(), ClientError> {
         self.ws.close(None).await?;
-        let drain = async { while let Some(Ok(_)) = self.ws.next().await {} };
+        // The handshake is complete once the server's close frame arrives;
+        // waiting for the TCP end as well would cost actix's disconnect timeout.
+        let drain = async {
+            while let Some(Ok(message)) = self.ws.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
+        };
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, drain).await;
         Ok(())
     }
