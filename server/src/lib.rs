@@ -11,6 +11,9 @@
 //! - [`yjs_wire`]: the y-websocket framing of doc rooms (message boundaries,
 //!   encoding through `yrs::sync`).
 //! - [`http`]: routes, shared state, upgrade handlers.
+//! - [`store`]: persistence, the one place with SQL: the [`store::Store`] trait
+//!   over PostgreSQL or SQLite (game snapshots, doc update log and snapshots),
+//!   the embedded migrations, and throw-away databases for tests.
 //! - [`server`]: [`Server`] / [`run`]: start everything on a listener and shut it
 //!   down gracefully when a token is cancelled.
 //!
@@ -23,6 +26,7 @@ pub mod http;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod yjs_wire;
 
 pub use config::Config;
