@@ -26,5 +26,8 @@ cargo test --workspace --all-targets --locked
 echo "== yjs interop tests (node)"
 command -v node >/dev/null || { echo "node (20 or newer) is required for tests/node" >&2; exit 1; }
 cargo build --locked --bin roomcast --bin roomcast-doc
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ "$target_dir" = /* ]] || target_dir="$PWD/$target_dir"
+export ROOMCAST_BIN="$target_dir/debug/roomcast" ROOMCAST_DOC_BIN="$target_dir/debug/roomcast-doc"
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 npm test --prefix tests/node
