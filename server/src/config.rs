@@ -2,9 +2,10 @@
 //! `ROOMCAST_*` environment variable, each with a default that works out of the box.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::game::{GameCatalog, TICK_RATE_RANGE};
 
@@ -24,6 +25,10 @@ pub const DEFAULT_DOC_MAX_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "roomcast", version, about, long_about = None)]
 pub struct Config {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on.
     #[arg(long, env = "ROOMCAST_BIND", default_value = DEFAULT_BIND)]
     pub bind: SocketAddr,
@@ -95,9 +100,80 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Database URL: `postgres://user@host/db` for PostgreSQL, or `sqlite://PATH`.
+    /// Unset: the SQLite file `roomcast.db` under --data-dir (created on first start).
+    #[arg(long, env = "ROOMCAST_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Directory of the default SQLite database.
+    #[arg(
+        long,
+        env = "ROOMCAST_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// `on`: rooms are persisted (game snapshots, doc update log); `off`: nothing
+    /// is stored and no database is opened (ephemeral servers, benchmarks).
+    #[arg(long, env = "ROOMCAST_PERSISTENCE", default_value = "on", value_parser = ["on", "off"])]
+    pub persistence: String,
+
+    /// Most database connections in the pool.
+    #[arg(
+        long,
+        env = "ROOMCAST_DB_POOL_SIZE",
+        default_value_t = 8,
+        global = true
+    )]
+    pub db_pool_size: u32,
+
+    /// Longest wait for a database connection; also bounds start-up when the
+    /// database is down (the server then exits with one error line).
+    #[arg(long, env = "ROOMCAST_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// Longest time one SQL statement may run (SQLite: wait for the write lock).
+    #[arg(long, env = "ROOMCAST_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub db_statement_timeout: Duration,
+
+    /// How long a write is retried on transient database errors before it fails
+    /// (a doc edit that cannot be stored closes its sender with 1011).
+    #[arg(long, env = "ROOMCAST_DB_RETRY_FOR", default_value = "3s", value_parser = parse_duration)]
+    pub db_retry_for: Duration,
+
+    /// Doc updates arriving within this window share one database transaction.
+    #[arg(long, env = "ROOMCAST_GROUP_COMMIT_WINDOW", default_value = "2ms", value_parser = parse_duration)]
+    pub group_commit_window: Duration,
+
+    /// How often a game room is snapshotted, as GAME=DURATION (default 10s).
+    #[arg(long = "snapshot-interval", env = "ROOMCAST_SNAPSHOT_INTERVALS", value_name = "GAME=DURATION", value_delimiter = ',', value_parser = parse_game_duration)]
+    pub snapshot_intervals: Vec<(String, Duration)>,
+
+    /// Snapshots kept per game room and per doc (older ones are pruned).
+    #[arg(long, env = "ROOMCAST_SNAPSHOT_KEEP", default_value_t = 20)]
+    pub snapshot_keep: usize,
+
+    /// A doc's update log is compacted into a snapshot after this many updates...
+    #[arg(long, env = "ROOMCAST_DOC_COMPACT_UPDATES", default_value_t = 500)]
+    pub doc_compact_updates: usize,
+
+    /// ...or when this long has passed with updates since the last compaction.
+    #[arg(long, env = "ROOMCAST_DOC_COMPACT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub doc_compact_interval: Duration,
+
     /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+/// Subcommands of `roomcast`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
 }
 
 impl Default for Config {
@@ -125,6 +201,14 @@ impl Config {
                 ));
             }
         }
+        for (game, interval) in &self.snapshot_intervals {
+            if !catalog.configure(game, |s| s.snapshot_interval = *interval) {
+                return Err(format!(
+                    "--snapshot-interval names unknown game {game:?} (known: {:?})",
+                    catalog.names()
+                ));
+            }
+        }
         for (game, grace) in &self.resume_graces {
             if !catalog.configure(game, |s| s.resume_grace = *grace) {
                 return Err(format!(
@@ -134,6 +218,32 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// True unless persistence is switched off.
+    pub fn persistence_enabled(&self) -> bool {
+        self.persistence != "off"
+    }
+
+    /// The store settings of this configuration.
+    pub fn store_config(&self) -> crate::store::StoreConfig {
+        crate::store::StoreConfig {
+            url: self.database_url.clone(),
+            data_dir: self.data_dir.clone(),
+            pool_size: self.db_pool_size,
+            acquire_timeout: self.db_acquire_timeout,
+            statement_timeout: self.db_statement_timeout,
+        }
+    }
+
+    /// The persistence writers' settings of this configuration.
+    pub fn persist_settings(&self) -> crate::persist::PersistSettings {
+        crate::persist::PersistSettings {
+            retry_for: self.db_retry_for,
+            group_commit_window: self.group_commit_window,
+            snapshot_keep: self.snapshot_keep,
+            doc_snapshot_keep: self.snapshot_keep,
+        }
     }
 
     /// Room threads after resolving 0 to the core count.

@@ -11,6 +11,8 @@
 //! - [`yjs_wire`]: the y-websocket framing of doc rooms (message boundaries,
 //!   encoding through `yrs::sync`).
 //! - [`http`]: routes, shared state, upgrade handlers.
+//! - [`persist`]: the background writers between rooms and the store (doc log
+//!   group commit, game snapshots), with retries.
 //! - [`store`]: persistence, the one place with SQL: the [`store::Store`] trait
 //!   over PostgreSQL or SQLite (game snapshots, doc update log and snapshots),
 //!   the embedded migrations, and throw-away databases for tests.
@@ -23,6 +25,7 @@
 pub mod config;
 pub mod game;
 pub mod http;
+pub mod persist;
 pub mod room;
 pub mod server;
 pub mod session;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use roomcast_server::config::Command;
 use roomcast_server::Config;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -60,6 +61,12 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.command == Some(Command::Migrate) {
+        install_tracing(&config.log_format);
+        let store = roomcast_server::server::connect_and_migrate(&config).await?;
+        tracing::info!(store = store.kind(), "migrations applied");
+        return Ok(());
+    }
     install_tracing(&config.log_format);
     let listener = TcpListener::bind(config.bind)
         .with_context(|| format!("cannot listen on {}", config.bind))?;

@@ -13,7 +13,9 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::game::{Game, GameCatalog};
 use crate::http::{self, AppState};
+use crate::persist::Persistence;
 use crate::room::{RoomRegistry, RoomSettings};
+use crate::store::{self, Store, StoreError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,9 @@ pub enum ServerError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    /// The database could not be opened or migrated.
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
 
 /// A configured server, not yet running. Register extra games before [`Server::run`].
@@ -88,12 +93,23 @@ impl Server {
             .apply_to(&mut self.games)
             .map_err(ServerError::Config)?;
         let registry = self.registry();
+        let persistence = if self.config.persistence_enabled() {
+            let store = connect_and_migrate(&self.config).await?;
+            info!(store = store.kind(), "persistence on");
+            let (persistence, drained) = Persistence::start(store, self.config.persist_settings());
+            registry.set_persistence(persistence.clone());
+            Some((persistence, drained))
+        } else {
+            info!("persistence off: nothing is stored");
+            None
+        };
         let sessions = TaskTracker::new();
         let addr = listener.local_addr()?;
         let state = web::Data::new(AppState::new(
             self.config.clone(),
             self.games.clone(),
             registry.clone(),
+            persistence.as_ref().map(|(p, _)| p.clone()),
             shutdown.clone(),
             sessions.clone(),
         ));
@@ -127,9 +143,28 @@ impl Server {
         registry.shutdown().await;
         handle.stop(true).await;
         let _ = http_task.await;
+        if let Some((persistence, drained)) = persistence {
+            // Every room has flushed; once the last handle is gone the writers drain.
+            registry.clear_persistence();
+            drop(persistence);
+            if tokio::time::timeout(self.config.shutdown_timeout, drained)
+                .await
+                .is_err()
+            {
+                warn!("persistence writers did not drain in time");
+            }
+        }
         info!("shutdown complete");
         Ok(())
     }
+}
+
+/// Opens the configured store and applies its migrations (the `migrate`
+/// subcommand, and every start with persistence on).
+pub async fn connect_and_migrate(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    let store = store::connect(&config.store_config()).await?;
+    store.migrate().await?;
+    Ok(store)
 }
 
 /// Runs a server with the built-in games: see [`Server::run`].

@@ -25,9 +25,11 @@ pub struct TestServer {
     task: actix_rt::task::JoinHandle<Result<(), roomcast_server::ServerError>>,
 }
 
-/// A config suited to tests: one HTTP worker, two room threads, quick timeouts.
+/// A config suited to tests: one HTTP worker, two room threads, quick timeouts,
+/// persistence off (the persistence tests name their own database).
 pub fn test_config() -> Config {
     Config {
+        persistence: "off".into(),
         http_workers: 1,
         room_threads: 2,
         shutdown_timeout: Duration::from_secs(5),

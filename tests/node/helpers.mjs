@@ -7,6 +7,9 @@
 import { spawn, execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
@@ -77,10 +80,14 @@ export function docName (prefix) {
  * plus `args`, RUST_LOG=info. Resolves once its log says `roomcast listening`.
  * Its stdout/stderr are drained continuously (kept in `logs`).
  */
-export async function startServer ({ args = [], bind = '127.0.0.1:0', startTimeout = 10000 } = {}) {
+export async function startServer ({ args = [], bind = '127.0.0.1:0', startTimeout = 10000, dataDir } = {}) {
+  // Each server persists into its own SQLite database unless told to reuse one
+  // (a restart that must find its data passes the previous server's dataDir).
+  const ownsDataDir = !dataDir
+  dataDir ??= mkdtempSync(join(tmpdir(), 'roomcast-node-'))
   const child = spawn(
     SERVER_BIN,
-    ['--bind', bind, '--log-format', 'json', '--http-workers', '1', ...args],
+    ['--bind', bind, '--log-format', 'json', '--http-workers', '1', '--data-dir', dataDir, ...args],
     { env: { ...process.env, RUST_LOG: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] }
   )
   const logs = []
@@ -95,7 +102,12 @@ export async function startServer ({ args = [], bind = '127.0.0.1:0', startTimeo
   // Should this test process end abruptly, do not leave our server behind.
   const reap = () => { if (exitStatus === null) child.kill('SIGKILL') }
   process.once('exit', reap)
-  exited.then((s) => { exitStatus = s; process.off('exit', reap) })
+  exited.then((s) => {
+    exitStatus = s
+    process.off('exit', reap)
+    if (ownsDataDir && !keepData) rmSync(dataDir, { recursive: true, force: true })
+  })
+  let keepData = false
 
   const addr = await new Promise((resolve, reject) => {
     let done = false
@@ -131,6 +143,10 @@ export async function startServer ({ args = [], bind = '127.0.0.1:0', startTimeo
     pid: child.pid,
     addr,
     port,
+    /** Its SQLite data directory (removed when it exits, unless keepData() was called). */
+    dataDir,
+    /** Keep the data directory after exit (for a restart on the same data). */
+    keepData () { keepData = true },
     /** Base URL for WebsocketProvider (`${url}/doc`) and roomcast-doc (`--url`). */
     url: `ws://127.0.0.1:${port}`,
     docUrl: `ws://127.0.0.1:${port}/doc`,

@@ -25,7 +25,7 @@ fn main() {
         listener.set_nonblocking(true).expect("nonblocking");
         let url = format!("ws://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
-        let server = actix_rt::spawn(roomcast_server::run(listener, roomcast_server::Config::default(), shutdown.clone()));
+        let server = actix_rt::spawn(roomcast_server::run(listener, roomcast_server::Config { persistence: "off".into(), ..Default::default() }, shutdown.clone()));
 
         // One writer fills the doc and stays connected (keeps the room alive).
         let mut writer = DocConnection::connect(&url, "join-bench", DocOptions::default()).await.expect("writer");

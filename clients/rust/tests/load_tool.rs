@@ -12,6 +12,7 @@ async fn load_tool_reports_a_complete_json_summary() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let config = roomcast_server::Config {
+        persistence: "off".into(),
         http_workers: 1,
         room_threads: 1,
         ..Default::default()
@@ -91,6 +92,7 @@ async fn load_tool_doc_mode_reports_converged_replicas() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let config = roomcast_server::Config {
+        persistence: "off".into(),
         http_workers: 1,
         room_threads: 1,
         ..Default::default()

@@ -24,6 +24,8 @@ pub type PlayerId = u32;
 pub const DEFAULT_TICK_RATE_HZ: u16 = 30;
 /// Allowed tick rates.
 pub const TICK_RATE_RANGE: std::ops::RangeInclusive<u16> = 1..=120;
+/// Default time between two snapshots of a game room.
+pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
 /// Default time a disconnected player may take to resume.
 pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(10);
 
@@ -215,6 +217,8 @@ pub struct GameSettings {
     pub tick_rate_hz: u16,
     /// How long a disconnected player's entity waits for it to resume.
     pub resume_grace: Duration,
+    /// How often a room of this game is snapshotted (when persistence is on).
+    pub snapshot_interval: Duration,
 }
 
 /// Creates a fresh [`GameInstance`] for a new room.
@@ -273,6 +277,7 @@ impl GameCatalog {
                 .default_tick_rate_hz()
                 .clamp(*TICK_RATE_RANGE.start(), *TICK_RATE_RANGE.end()),
             resume_grace: DEFAULT_RESUME_GRACE,
+            snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
         };
         let game = Arc::new(game);
         let checking = game.clone();

@@ -7,12 +7,14 @@ mod game_ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::config::Config;
 use crate::game::GameCatalog;
+use crate::persist::Persistence;
 use crate::room::{doc_room::DocSettings, RoomRegistry};
 use crate::session::ConnLimits;
 
@@ -24,6 +26,8 @@ pub struct AppState {
     pub games: GameCatalog,
     /// Rooms.
     pub registry: Arc<RoomRegistry>,
+    /// The store and its writers (`None` with persistence off).
+    pub persistence: Option<Arc<Persistence>>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
     /// Tracks every session task so shutdown can wait for them.
@@ -38,6 +42,7 @@ impl AppState {
         config: Config,
         games: GameCatalog,
         registry: Arc<RoomRegistry>,
+        persistence: Option<Arc<Persistence>>,
         shutdown: CancellationToken,
         sessions: TaskTracker,
     ) -> Self {
@@ -45,6 +50,7 @@ impl AppState {
             config,
             games,
             registry,
+            persistence,
             shutdown,
             sessions,
             next_conn: AtomicU64::new(1),
@@ -87,9 +93,33 @@ impl AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/game/{game}/{room}", web::get().to(game_ws::upgrade))
         .route("/doc/{name}", web::get().to(doc_ws::upgrade))
-        .route("/healthz", web::get().to(healthz));
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
 }
 
+/// How long `/readyz` waits for the store to answer.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Liveness: the process answers.
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// Readiness: not shutting down, and the store (if any) answers a query.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let unready = |reason: String| {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "ready": false, "reason": reason }))
+    };
+    if state.shutdown.is_cancelled() {
+        return unready("shutting down".into());
+    }
+    if let Some(p) = &state.persistence {
+        match tokio::time::timeout(READY_PROBE_TIMEOUT, p.store.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return unready(format!("store: {e}")),
+            Err(_) => return unready("store did not answer in time".into()),
+        }
+    }
+    HttpResponse::Ok().json(serde_json::json!({ "ready": true }))
 }

@@ -13,7 +13,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Running, StreamHandler};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture,
+    Running, StreamHandler, WrapFuture,
+};
 use actix_ws::CloseCode;
 use bytes::Bytes;
 use roomcast_protocol::{
@@ -21,6 +24,7 @@ use roomcast_protocol::{
     state::{diff, snapshot, EntityTable},
     ErrorMessage, Pong, ResumeToken, ServerMessage, Welcome, PROTOCOL_VERSION,
 };
+use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::IntervalStream;
 use tracing::{error, info, info_span, warn};
 
@@ -33,6 +37,8 @@ use super::{
     RoomId,
 };
 use crate::game::{GameEntry, GameInstance, PlayerId};
+use crate::persist::{with_retry, Persistence};
+use crate::store::{GameSnapshot, NewGameSnapshot, StoreError};
 
 /// Room mailbox size: session messages wait (backpressure) beyond this.
 const MAILBOX_CAPACITY: usize = 4096;
@@ -103,6 +109,22 @@ pub struct GameRoom {
     dt: f32,
     /// Span every log line of this room belongs to.
     span: tracing::Span,
+    /// Where snapshots go (`None`: persistence off).
+    persistence: Option<Arc<Persistence>>,
+    /// Set once the room is on its way out (final snapshot being written).
+    closing: bool,
+}
+
+/// What a game snapshot stores: the game's own state plus what the room needs to
+/// take its players back after a restart (their ids and resume tokens).
+#[derive(Debug, Serialize, Deserialize)]
+struct PersistedRoom {
+    /// Next new player id.
+    next_player: PlayerId,
+    /// Resume tokens of the players in the room.
+    players: Vec<(ResumeToken, PlayerId)>,
+    /// The game state, encoded by the game instance.
+    state: Vec<u8>,
 }
 
 impl GameRoom {
@@ -118,6 +140,7 @@ impl GameRoom {
         let span = info_span!("room", kind = "game", key = %key, room_id = id);
         let game = game_entry.instantiate();
         let table = Arc::new(game.publish());
+        let registry_persistence = registry.persistence();
         Self {
             id,
             dt: 1.0 / f32::from(game_entry.settings.tick_rate_hz),
@@ -137,6 +160,8 @@ impl GameRoom {
             timing: TickTiming::new(period),
             failed: None,
             span,
+            persistence: registry_persistence,
+            closing: false,
         }
     }
 
@@ -292,17 +317,147 @@ impl GameRoom {
             return;
         }
         let since = *self.empty_since.get_or_insert(now);
-        if now.duration_since(since) >= self.settings.idle_timeout {
+        if now.duration_since(since) >= self.settings.idle_timeout && !self.closing {
             info!(parent: &self.span, "room idle; stopping");
-            ctx.stop();
+            let done = self.final_snapshot();
+            ctx.wait(done.into_actor(self).map(|_, _, ctx| ctx.stop()));
         }
+    }
+
+    /// The snapshot of the current state, or `None` if the room failed or
+    /// persistence is off.
+    fn snapshot_record(&mut self) -> Option<NewGameSnapshot> {
+        if self.failed.is_some() || self.persistence.is_none() {
+            return None;
+        }
+        let state = match self.guarded("encode_state", |g| g.encode_state())? {
+            Ok(state) => state,
+            Err(e) => {
+                error!(parent: &self.span, cause = %e, "game state does not encode; no snapshot");
+                return None;
+            }
+        };
+        let persisted = PersistedRoom {
+            next_player: self.next_player,
+            players: self.tokens.iter().map(|(t, p)| (*t, *p)).collect(),
+            state,
+        };
+        let state = match roomcast_protocol::codec::encode(&persisted) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                error!(parent: &self.span, cause = %e, "room snapshot does not encode");
+                return None;
+            }
+        };
+        Some(NewGameSnapshot {
+            game: self.game_entry.name.to_string(),
+            room: self.key.room().to_owned(),
+            tick: self.tick,
+            format_version: self.game.state_format_version(),
+            state,
+        })
+    }
+
+    /// Queues a periodic snapshot (never waits: a slow store only delays it).
+    fn periodic_snapshot(&mut self) {
+        if self.closing {
+            return;
+        }
+        if let (Some(record), Some(p)) = (self.snapshot_record(), self.persistence.clone()) {
+            p.snapshots.save(record);
+        }
+    }
+
+    /// Marks the room closing and writes its last snapshot; the future resolves
+    /// when the store has it (or gave up).
+    fn final_snapshot(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        self.closing = true;
+        let pending = match (self.snapshot_record(), self.persistence.clone()) {
+            (Some(record), Some(p)) => Some(p.snapshots.save_and_confirm(record)),
+            _ => None,
+        };
+        let span = self.span.clone();
+        async move {
+            if let Some(rx) = pending {
+                match rx.await {
+                    Ok(Ok(meta)) => {
+                        info!(parent: &span, snapshot = meta.id, "final snapshot saved")
+                    }
+                    Ok(Err(e)) => error!(parent: &span, cause = %e, "final snapshot not saved"),
+                    Err(_) => {
+                        error!(parent: &span, "snapshot writer gone; final snapshot not saved")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the fixed tick (after any restore, so the schedule starts then).
+    fn start_ticking(&mut self, ctx: &mut Context<Self>) {
+        let period = self.period();
+        // tokio's interval keeps a fixed schedule (start + n * period) and, when
+        // late, bursts to catch up: a late tick is measured, never skipped.
+        let interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ctx.add_stream(IntervalStream::new(interval));
+        if self.persistence.is_some() {
+            ctx.run_interval(self.game_entry.settings.snapshot_interval, |room, _| {
+                room.periodic_snapshot()
+            });
+        }
+    }
+
+    /// Installs a loaded snapshot (if any), or fails the room if loading failed:
+    /// starting empty would later bury the real state under newer snapshots.
+    fn restore(&mut self, loaded: Result<Option<GameSnapshot>, StoreError>) {
+        let snapshot = match loaded {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => {
+                self.fail(format!("could not load the room's snapshot: {e}"));
+                return;
+            }
+        };
+        let expected = self.game.state_format_version();
+        if snapshot.format_version != expected {
+            warn!(parent: &self.span, found = snapshot.format_version, expected, "snapshot format differs; starting empty");
+            return;
+        }
+        let persisted: PersistedRoom = match roomcast_protocol::codec::decode(&snapshot.state) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(parent: &self.span, cause = %e, "snapshot does not decode; starting empty");
+                return;
+            }
+        };
+        match self.guarded("restore_state", |g| g.restore_state(&persisted.state)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                warn!(parent: &self.span, cause = %e, "game state does not decode; starting empty");
+                return;
+            }
+            None => return,
+        }
+        let now = Instant::now();
+        self.tick = snapshot.tick;
+        self.next_player = persisted.next_player;
+        for (token, player) in persisted.players {
+            self.tokens.insert(token, player);
+            // Everyone is away until they resume with their token (or time out).
+            self.away.insert(player, AwayPlayer { since: now });
+        }
+        let Some(table) = self.guarded("publish", |g| g.publish()) else {
+            return;
+        };
+        self.table = Arc::new(table);
+        self.history = VecDeque::from([(self.tick, self.table.clone())]);
+        info!(parent: &self.span, tick = self.tick, snapshot = snapshot.meta.id, players = self.away.len(), "restored from snapshot");
     }
 
     fn join(&mut self, msg: JoinGame, ctx: &mut Context<Self>) -> Result<Joined, JoinRefused> {
         if let Some(reason) = &self.failed {
             return Err(JoinRefused::Failed(reason.clone()));
         }
-        if ctx.state() != actix::ActorState::Running {
+        if self.closing || ctx.state() != actix::ActorState::Running {
             return Err(JoinRefused::Closing);
         }
         let resumable = msg
@@ -385,11 +540,27 @@ impl Actor for GameRoom {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        let period = self.period();
-        // tokio's interval keeps a fixed schedule (start + n * period) and, when
-        // late, bursts to catch up: a late tick is measured, never skipped.
-        let interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        ctx.add_stream(IntervalStream::new(interval));
+        match self
+            .persistence
+            .clone()
+            .filter(|_| self.game.restores_snapshots())
+        {
+            Some(p) => {
+                // Nothing else (joins included) is handled until the state is in.
+                let (game, room) = (self.game_entry.name.to_string(), self.key.room().to_owned());
+                let load = async move {
+                    with_retry("load game snapshot", p.settings.retry_for, || {
+                        p.store.latest_game_snapshot(&game, &room)
+                    })
+                    .await
+                };
+                ctx.wait(load.into_actor(self).map(|loaded, room, ctx| {
+                    room.restore(loaded);
+                    room.start_ticking(ctx);
+                }));
+            }
+            None => self.start_ticking(ctx),
+        }
         info!(parent: &self.span, tick_rate_hz = self.game_entry.settings.tick_rate_hz, "room started");
     }
 
@@ -515,9 +686,11 @@ impl Handler<DescribeRoom> for GameRoom {
 }
 
 impl Handler<StopRoom> for GameRoom {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _msg: StopRoom, ctx: &mut Context<Self>) {
-        ctx.stop();
+    /// Writes the final snapshot, then stops; the reply comes once it is stored.
+    fn handle(&mut self, _msg: StopRoom, _ctx: &mut Context<Self>) -> Self::Result {
+        let done = self.final_snapshot();
+        Box::pin(done.into_actor(self).map(|_, _, ctx| ctx.stop()))
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
@@ -20,6 +20,7 @@ use super::{
     RoomId, RoomName,
 };
 use crate::game::GameEntry;
+use crate::persist::Persistence;
 
 /// Identifies a room across kinds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -159,6 +160,8 @@ pub struct RoomRegistry {
     settings: RoomSettings,
     /// Next room lifetime id.
     next_id: AtomicU64,
+    /// The store's writers, set once the store is open (`None`: nothing persists).
+    persistence: RwLock<Option<Arc<Persistence>>>,
 }
 
 impl RoomRegistry {
@@ -172,7 +175,26 @@ impl RoomRegistry {
             owned_arbiters: Mutex::new(owned),
             settings,
             next_id: AtomicU64::new(1),
+            persistence: RwLock::new(None),
         })
+    }
+
+    /// Rooms created from now on persist through `persistence`.
+    pub fn set_persistence(&self, persistence: Arc<Persistence>) {
+        *self.persistence.write().unwrap_or_else(|p| p.into_inner()) = Some(persistence);
+    }
+
+    /// Drops the registry's handle to the writers (at shutdown, after the rooms).
+    pub fn clear_persistence(&self) {
+        *self.persistence.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The writers rooms persist through, if persistence is on.
+    pub fn persistence(&self) -> Option<Arc<Persistence>> {
+        self.persistence
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<RoomKey, RoomSlot>> {

@@ -3,6 +3,7 @@
 //! room, closing with the refusal's code when the room refuses one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Addr, MailboxError};
 use actix_ws::{AggregatedMessageStream, CloseCode, CloseReason, Session};
@@ -21,8 +22,9 @@ use crate::room::{
 };
 use crate::yjs_wire;
 
-/// How many times a join retries when it races with its room stopping.
-const JOIN_ATTEMPTS: usize = 3;
+/// How many times a join retries when it races with its room stopping (the old
+/// room may be writing its final snapshot); waits grow from 10 ms to 200 ms.
+const JOIN_ATTEMPTS: u32 = 25;
 
 /// Everything a doc session needs besides its socket.
 pub struct DocSession {
@@ -125,7 +127,10 @@ impl DocSession {
         ),
         CloseReason,
     > {
-        for _ in 0..JOIN_ATTEMPTS {
+        for attempt in 0..JOIN_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis((10 << attempt.min(5)).min(200))).await;
+            }
             let addr = self.registry.doc_room(&self.name, &self.doc_settings);
             let (outbox_tx, outbox_rx) = member::outbox(self.outbox_frames);
             let (kick_tx, kick_rx) = oneshot::channel();

@@ -3,6 +3,7 @@
 //! reason; finally the room is told the member is gone.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Addr, MailboxError};
 use actix_ws::{AggregatedMessageStream, CloseCode, CloseReason, Session};
@@ -25,8 +26,9 @@ use crate::room::{
     ConnId, RoomName, RoomRegistry,
 };
 
-/// How many times a join retries when it races with its room stopping.
-const JOIN_ATTEMPTS: usize = 3;
+/// How many times a join retries when it races with its room stopping (the old
+/// room may be writing its final snapshot); waits grow from 10 ms to 200 ms.
+const JOIN_ATTEMPTS: u32 = 25;
 
 /// Everything a game session needs besides its socket.
 pub struct GameSession {
@@ -140,7 +142,10 @@ impl GameSession {
         ws: &Session,
         join: Join,
     ) -> Result<(Membership, oneshot::Receiver<CloseReason>), CloseReason> {
-        for _ in 0..JOIN_ATTEMPTS {
+        for attempt in 0..JOIN_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis((10 << attempt.min(5)).min(200))).await;
+            }
             let addr = self.registry.game_room(&self.game, &self.room);
             let (outbox_tx, outbox_rx) = member::outbox(self.outbox_frames);
             let (kick_tx, kick_rx) = oneshot::channel();

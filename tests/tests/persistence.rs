@@ -1,0 +1,129 @@
+//! Persistence end to end, with the same test bodies against a fresh PostgreSQL
+//! database (127.0.0.1:5432) and a fresh SQLite file: real server, real sockets,
+//! real databases.
+
+use std::time::Duration;
+
+use roomcast_client::ConnectOptions;
+use roomcast_e2e::{eventually, start, test_config};
+use roomcast_protocol::games::counter::{CounterInput, CounterScore, TOTAL_ENTITY};
+use roomcast_server::store::testing::TestDatabase;
+use roomcast_server::Config;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Runs `$body(TestDatabase)` once per store kind.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_rt::test]
+            async fn postgres() {
+                let db = roomcast_server::store::testing::TestDatabase::postgres().await.expect("fresh postgres database");
+                super::$name(db).await;
+            }
+            #[actix_rt::test]
+            async fn sqlite() {
+                let db = roomcast_server::store::testing::TestDatabase::sqlite().expect("fresh sqlite directory");
+                super::$name(db).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    an_evicted_game_room_resumes_from_its_snapshot,
+    a_player_resumes_across_a_server_restart,
+);
+
+/// A test config persisting into `db`.
+fn persistent_config(db: &TestDatabase) -> Config {
+    let store = db.config();
+    Config {
+        persistence: "on".into(),
+        database_url: store.url.clone(),
+        data_dir: store.data_dir.clone(),
+        ..test_config()
+    }
+}
+
+fn total(m: &roomcast_client::Mirror) -> Option<i64> {
+    m.entity::<CounterScore>(TOTAL_ENTITY)
+        .and_then(Result::ok)
+        .map(|s| s.score)
+}
+
+async fn an_evicted_game_room_resumes_from_its_snapshot(db: TestDatabase) {
+    let config = Config {
+        idle_timeout: Duration::from_millis(300),
+        ..persistent_config(&db)
+    };
+    let server = start(config).await;
+    let mut player = server.join("counter", "evicted").await;
+    player
+        .send_input(1, &CounterInput { add: 7 })
+        .await
+        .unwrap();
+    player
+        .wait_until(WAIT, |m| total(m) == Some(7))
+        .await
+        .unwrap();
+    let tick_before = player.mirror().tick().unwrap();
+    player.leave().await.unwrap();
+    player.wait_closed(WAIT).await.unwrap();
+    eventually(WAIT, "the idle room is evicted", || async {
+        server
+            .describe("counter", "evicted")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // A new room of the same name starts from the final snapshot.
+    let mut back = server.join("counter", "evicted").await;
+    back.wait_until(WAIT, |m| m.tick().is_some()).await.unwrap();
+    assert_eq!(total(back.mirror()), Some(7), "total restored");
+    assert!(
+        back.mirror().tick().unwrap() >= tick_before,
+        "tick resumes, not restarts"
+    );
+    back.send_input(1, &CounterInput { add: 1 }).await.unwrap();
+    back.wait_until(WAIT, |m| total(m) == Some(8))
+        .await
+        .unwrap();
+    server.stop().await;
+}
+
+async fn a_player_resumes_across_a_server_restart(db: TestDatabase) {
+    let server = start(persistent_config(&db)).await;
+    let mut player = server.join("counter", "restart").await;
+    player
+        .send_input(1, &CounterInput { add: 5 })
+        .await
+        .unwrap();
+    player
+        .wait_until(WAIT, |m| total(m) == Some(5))
+        .await
+        .unwrap();
+    let (id, options) = (player.player_id(), player.resume_options());
+    // Graceful shutdown writes a final snapshot.
+    server.stop().await;
+
+    let server = start(persistent_config(&db)).await;
+    let options = ConnectOptions {
+        mirror: None,
+        ..options
+    };
+    let mut back = server.join_with("counter", "restart", options).await;
+    assert!(
+        back.welcome().resumed,
+        "the resume token survives the restart"
+    );
+    assert_eq!(back.player_id(), id);
+    back.wait_until(WAIT, |m| {
+        m.entities().contains_key(&id) && total(m) == Some(5)
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
