@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use roomcast_client::ConnectOptions;
+use roomcast_client::{ConnectOptions, DocOptions};
 use roomcast_e2e::{eventually, start, test_config};
 use roomcast_protocol::games::counter::{CounterInput, CounterScore, TOTAL_ENTITY};
 use roomcast_server::store::testing::TestDatabase;
 use roomcast_server::Config;
+use yrs::{GetString, Text, Transact, WriteTxn};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -33,6 +34,8 @@ macro_rules! on_both_stores {
 on_both_stores!(
     an_evicted_game_room_resumes_from_its_snapshot,
     a_player_resumes_across_a_server_restart,
+    a_doc_survives_a_server_restart,
+    compaction_keeps_the_content_and_shortens_the_log,
 );
 
 /// A test config persisting into `db`.
@@ -125,5 +128,78 @@ async fn a_player_resumes_across_a_server_restart(db: TestDatabase) {
     })
     .await
     .unwrap();
+    server.stop().await;
+}
+
+async fn a_doc_survives_a_server_restart(db: TestDatabase) {
+    let server = start(persistent_config(&db)).await;
+    let mut writer = server.join_doc("kept").await;
+    for i in 0..30 {
+        writer
+            .edit(|txn| txn.get_or_insert_text("t").insert(txn, 0, &format!("{i},")))
+            .await
+            .unwrap();
+    }
+    let expected: String = (0..30).rev().map(|i| format!("{i},")).collect();
+    let mut observer = server.join_doc("kept").await;
+    observer
+        .wait_until(WAIT, |d| {
+            d.get_or_insert_text("t").get_string(&d.transact()) == expected
+        })
+        .await
+        .unwrap();
+    server.stop().await;
+
+    let server = start(persistent_config(&db)).await;
+    let fresh = server.join_doc_with("kept", DocOptions::default()).await;
+    let t = fresh.doc().get_or_insert_text("t");
+    assert_eq!(t.get_string(&fresh.doc().transact()), expected);
+    server.stop().await;
+}
+
+async fn compaction_keeps_the_content_and_shortens_the_log(db: TestDatabase) {
+    let config = Config {
+        doc_compact_updates: 10,
+        ..persistent_config(&db)
+    };
+    let server = start(config).await;
+    let mut writer = server.join_doc("compacted").await;
+    for i in 0..45 {
+        writer
+            .edit(|txn| txn.get_or_insert_text("t").insert(txn, 0, &format!("{i};")))
+            .await
+            .unwrap();
+    }
+    let expected: String = (0..45).rev().map(|i| format!("{i};")).collect();
+    writer
+        .wait_until(WAIT, |d| {
+            d.get_or_insert_text("t").get_string(&d.transact()) == expected
+        })
+        .await
+        .unwrap();
+    // The store holds a snapshot and only the tail of the log.
+    let store = roomcast_server::store::connect(db.config()).await.unwrap();
+    let stored = eventually(WAIT, "compactions stored", || async {
+        let stored = store.load_doc("compacted").await.ok()?;
+        (stored.snapshot.is_some() && stored.updates.len() < 10).then_some(stored)
+    })
+    .await;
+    assert!(stored.snapshot.as_ref().unwrap().through_seq >= 40);
+    // The stored snapshot plus the log is exactly the document.
+    let doc = yrs::Doc::new();
+    {
+        let mut txn = doc.transact_mut();
+        use yrs::updates::decoder::Decode;
+        txn.apply_update(yrs::Update::decode_v1(&stored.snapshot.unwrap().state).unwrap())
+            .unwrap();
+        for (_, u) in stored.updates {
+            txn.apply_update(yrs::Update::decode_v1(&u).unwrap())
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        doc.get_or_insert_text("t").get_string(&doc.transact()),
+        expected
+    );
     server.stop().await;
 }

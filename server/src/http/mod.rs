@@ -75,6 +75,8 @@ impl AppState {
         DocSettings {
             max_doc_bytes: self.config.doc_max_bytes,
             awareness_timeout: self.config.awareness_timeout,
+            compact_updates: self.config.doc_compact_updates,
+            compact_interval: self.config.doc_compact_interval,
         }
     }
 

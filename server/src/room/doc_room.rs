@@ -16,12 +16,15 @@
 //! - Members share the game rooms' outbox machinery ([`MemberLink`]): a member that
 //!   lags gets the whole document as one update when it has room again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Running};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Recipient,
+    ResponseActFuture, Running, WrapFuture,
+};
 use actix_ws::CloseCode;
 use bytes::Bytes;
 use tracing::{error, info, info_span, warn};
@@ -39,16 +42,15 @@ use super::{
     registry::{RoomKey, RoomRegistry, RoomSettings},
     ConnId, RoomId,
 };
+use crate::persist::doc_log::DocLogResult;
+use crate::persist::{with_retry, Persistence};
+use crate::store::{DocUpdateRecord, SnapshotMeta, StoreError, StoredDoc};
 use crate::yjs_wire::{self, Inbound};
 
 /// How often a doc room sweeps awareness, catches up lagging members and checks idleness.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
 /// Room mailbox size: session messages wait (backpressure) beyond this.
 const MAILBOX_CAPACITY: usize = 1024;
-/// Compact the update log into the base once it holds this many updates...
-const COMPACT_AFTER_UPDATES: usize = 512;
-/// ...or once it is larger than the base and at least this many bytes.
-const COMPACT_AFTER_BYTES: usize = 256 * 1024;
 
 /// Per-server settings of doc rooms.
 #[derive(Debug, Clone)]
@@ -57,6 +59,21 @@ pub struct DocSettings {
     pub max_doc_bytes: usize,
     /// Awareness states not renewed within this long are removed.
     pub awareness_timeout: Duration,
+    /// Compact the update log into a snapshot after this many durable updates...
+    pub compact_updates: usize,
+    /// ...or when this long has passed since the last compaction.
+    pub compact_interval: Duration,
+}
+
+/// An accepted update waiting for the store before it is relayed.
+#[derive(Debug)]
+struct PendingRelay {
+    /// Its seq in the log.
+    seq: i64,
+    /// The encoded frame to broadcast.
+    frame: Bytes,
+    /// Who sent it (closed with 1011 if it cannot be stored).
+    sender: ConnId,
 }
 
 /// A document that counts text offsets in UTF-16 code units, like JavaScript
@@ -77,22 +94,29 @@ struct DocMember {
     clients: HashSet<ClientID>,
 }
 
-/// The document with its rollback log.
+/// The document with its update log: a merged base plus the updates since, each
+/// numbered (`seq`) and durable once the store has it. Rolling back rebuilds the
+/// doc from the base and the updates kept.
 struct DocState {
     /// The document and its awareness states.
     awareness: Awareness,
     /// Updates integrated by the current transaction, filled by the doc observer.
     captured: Arc<Mutex<Vec<Vec<u8>>>>,
-    /// The whole document as of the last compaction (encoded v1 update).
+    /// The whole document as of the last compaction (encoded v1 update); every
+    /// update it covers is durable.
     base: Vec<u8>,
-    /// Updates accepted since the last compaction, in order.
-    log: Vec<Bytes>,
+    /// Updates since the base, in seq order.
+    log: Vec<(i64, Bytes)>,
     /// Sum of `log` sizes.
     log_bytes: usize,
+    /// Highest seq the store holds (all of `log` up to it is durable).
+    durable_through: i64,
+    /// Seq of the next accepted update.
+    next_seq: i64,
 }
 
 impl DocState {
-    fn new(doc: Doc, base: Vec<u8>) -> Self {
+    fn with_doc(doc: Doc, base: Vec<u8>) -> Self {
         let captured = Arc::new(Mutex::new(Vec::new()));
         let sink = captured.clone();
         // Cannot fail: a fresh doc has no observer under this key yet.
@@ -108,6 +132,8 @@ impl DocState {
             base,
             log: Vec::new(),
             log_bytes: 0,
+            durable_through: 0,
+            next_seq: 1,
         }
     }
 
@@ -117,7 +143,42 @@ impl DocState {
         let base = doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
-        Self::new(doc, base)
+        Self::with_doc(doc, base)
+    }
+
+    /// A document loaded from the store: its snapshot plus the updates after it.
+    fn from_stored(stored: StoredDoc) -> Result<Self, String> {
+        let doc = new_doc();
+        let mut parts: Vec<&[u8]> = Vec::new();
+        if let Some(s) = &stored.snapshot {
+            parts.push(&s.state);
+        }
+        parts.extend(stored.updates.iter().map(|(_, u)| u.as_slice()));
+        {
+            let mut txn = doc.transact_mut();
+            for part in &parts {
+                let update = Update::decode_v1(part)
+                    .map_err(|e| format!("stored update does not decode: {e}"))?;
+                txn.apply_update(update)
+                    .map_err(|e| format!("stored update does not apply: {e}"))?;
+            }
+        }
+        let base = match &stored.snapshot {
+            Some(s) => s.state.clone(),
+            None => new_doc()
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default()),
+        };
+        let last = stored.last_seq().unwrap_or(0);
+        let mut state = Self::with_doc(doc, base);
+        state.take_captured();
+        for (seq, update) in stored.updates {
+            state.log_bytes += update.len();
+            state.log.push((seq, Bytes::from(update)));
+        }
+        state.durable_through = last;
+        state.next_seq = last + 1;
+        Ok(state)
     }
 
     /// Approximate encoded size: the base plus the updates since.
@@ -125,9 +186,10 @@ impl DocState {
         self.base.len() + self.log_bytes
     }
 
-    /// Applies an update; returns what it integrated (possibly nothing new), or
-    /// why it failed, in which case the document is as it was before.
-    fn apply(&mut self, update: Update) -> Result<Vec<Vec<u8>>, String> {
+    /// Applies an update; returns what it integrated (possibly nothing new), each
+    /// with its new seq, or why it failed, in which case the document is as it
+    /// was before.
+    fn apply(&mut self, update: Update) -> Result<Vec<(i64, Bytes)>, String> {
         self.take_captured();
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut txn = self.awareness.doc().transact_mut();
@@ -143,27 +205,56 @@ impl DocState {
             self.rebuild();
             return Err(why);
         }
-        for u in &integrated {
-            self.log_bytes += u.len();
-            self.log.push(Bytes::copy_from_slice(u));
-        }
-        if self.log.len() >= COMPACT_AFTER_UPDATES
-            || (self.log_bytes >= COMPACT_AFTER_BYTES && self.log_bytes > self.base.len())
-        {
-            self.compact();
-        }
-        Ok(integrated)
+        Ok(integrated
+            .into_iter()
+            .map(|u| {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let bytes = Bytes::from(u);
+                self.log_bytes += bytes.len();
+                self.log.push((seq, bytes.clone()));
+                (seq, bytes)
+            })
+            .collect())
     }
 
     fn take_captured(&self) -> Vec<Vec<u8>> {
         std::mem::take(&mut *self.captured.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Folds the log into the base.
-    fn compact(&mut self) {
-        self.base = self.encode_whole();
-        self.log.clear();
-        self.log_bytes = 0;
+    /// Durable updates not yet folded into the base.
+    fn durable_in_log(&self) -> usize {
+        self.log
+            .iter()
+            .take_while(|(seq, _)| *seq <= self.durable_through)
+            .count()
+    }
+
+    /// Folds the durable part of the log into the base; returns the new base and
+    /// the seq it covers, or `None` when there was nothing to fold.
+    fn compact(&mut self) -> Option<(Vec<u8>, i64)> {
+        let n = self.durable_in_log();
+        if n == 0 {
+            return None;
+        }
+        let merged = {
+            let parts = std::iter::once(self.base.as_slice())
+                .chain(self.log[..n].iter().map(|(_, b)| b.as_ref()));
+            yrs::merge_updates_v1(parts)
+        };
+        match merged {
+            Ok(base) => {
+                let through = self.log[n - 1].0;
+                let folded: usize = self.log.drain(..n).map(|(_, b)| b.len()).sum();
+                self.log_bytes -= folded;
+                self.base = base.clone();
+                Some((base, through))
+            }
+            Err(e) => {
+                error!(cause = %e, "merging the update log failed; not compacted");
+                None
+            }
+        }
     }
 
     /// The whole document as one v1 update.
@@ -174,14 +265,27 @@ impl DocState {
             .encode_state_as_update_v1(&StateVector::default())
     }
 
-    /// Rebuilds the document from the base and the accepted updates, keeping the
+    /// Drops the updates from `from_seq` on and rebuilds the document without them.
+    fn roll_back_from(&mut self, from_seq: i64) {
+        let dropped: usize = self
+            .log
+            .iter()
+            .filter(|(seq, _)| *seq >= from_seq)
+            .map(|(_, b)| b.len())
+            .sum();
+        self.log.retain(|(seq, _)| *seq < from_seq);
+        self.log_bytes -= dropped;
+        self.rebuild();
+    }
+
+    /// Rebuilds the document from the base and the logged updates, keeping the
     /// awareness states: undoes whatever a failed update left half-applied.
     fn rebuild(&mut self) {
         let doc = new_doc();
         {
             let mut txn = doc.transact_mut();
-            for bytes in
-                std::iter::once(self.base.as_slice()).chain(self.log.iter().map(|b| b.as_ref()))
+            for bytes in std::iter::once(self.base.as_slice())
+                .chain(self.log.iter().map(|(_, b)| b.as_ref()))
             {
                 // Cannot fail: every byte here was produced by yrs from an accepted state.
                 let update = Update::decode_v1(bytes).expect("logged updates decode");
@@ -191,11 +295,13 @@ impl DocState {
             }
         }
         let states = self.awareness.update().ok();
-        let log = std::mem::take(&mut self.log);
-        let (base, log_bytes) = (std::mem::take(&mut self.base), self.log_bytes);
-        *self = DocState::new(doc, base);
-        self.log = log;
-        self.log_bytes = log_bytes;
+        let mut rebuilt = DocState::with_doc(doc, std::mem::take(&mut self.base));
+        rebuilt.take_captured();
+        rebuilt.log = std::mem::take(&mut self.log);
+        rebuilt.log_bytes = self.log_bytes;
+        rebuilt.durable_through = self.durable_through;
+        rebuilt.next_seq = self.next_seq;
+        *self = rebuilt;
         if let Some(states) = states {
             let _ = self.awareness.apply_update(states);
         }
@@ -240,6 +346,19 @@ pub struct DocRoom {
     empty_since: Option<Instant>,
     /// Span every log line of this room belongs to.
     span: tracing::Span,
+    /// The store's writers (`None`: persistence off, updates relay at once).
+    persistence: Option<Arc<Persistence>>,
+    /// Accepted updates waiting to be durable, in seq order.
+    pending: VecDeque<PendingRelay>,
+    /// Failures of appends from seqs up to this one were already handled by a
+    /// rollback (later notifications about them are stale).
+    rolled_back_through: i64,
+    /// When the log was last compacted.
+    last_compaction: Instant,
+    /// Set when the document could not be loaded: the room admits nobody.
+    failed: Option<String>,
+    /// Set once the room is on its way out (final compaction under way).
+    closing: bool,
 }
 
 impl DocRoom {
@@ -252,6 +371,7 @@ impl DocRoom {
         registry: Arc<RoomRegistry>,
     ) -> Self {
         let span = info_span!("room", kind = "doc", key = %key, room_id = id);
+        let registry_persistence = registry.persistence();
         Self {
             id,
             key,
@@ -264,6 +384,12 @@ impl DocRoom {
             updates_applied: 0,
             empty_since: Some(Instant::now()),
             span,
+            persistence: registry_persistence,
+            pending: VecDeque::new(),
+            rolled_back_through: 0,
+            last_compaction: Instant::now(),
+            failed: None,
+            closing: false,
         }
     }
 
@@ -358,7 +484,120 @@ impl DocRoom {
         update
     }
 
-    fn handle_messages(&mut self, conn: ConnId, messages: Vec<Inbound>) -> Result<(), DocRefusal> {
+    /// An update was integrated: relay it now (persistence off) or once the
+    /// store has it.
+    fn accepted(
+        &mut self,
+        sender: ConnId,
+        seq: i64,
+        update: Bytes,
+        notify: &Recipient<DocLogResult>,
+    ) {
+        let frame = yjs_wire::update_frame(update.to_vec());
+        let Some(p) = &self.persistence else {
+            self.state.durable_through = seq;
+            self.broadcast(&frame);
+            return;
+        };
+        let record = DocUpdateRecord {
+            doc: self.key.room().to_owned(),
+            seq,
+            update: update.to_vec(),
+        };
+        if p.doc_log.try_append(record, notify.clone()) {
+            self.pending.push_back(PendingRelay { seq, frame, sender });
+        } else {
+            self.pending.push_back(PendingRelay { seq, frame, sender });
+            self.storage_failed(seq, "the update log writer is overloaded".into());
+        }
+    }
+
+    /// The store holds every update through `through_seq`: relay them.
+    fn durable(&mut self, through_seq: i64) {
+        self.state.durable_through = self.state.durable_through.max(through_seq);
+        while self.pending.front().is_some_and(|p| p.seq <= through_seq) {
+            if let Some(p) = self.pending.pop_front() {
+                self.broadcast(&p.frame);
+            }
+        }
+        if self.state.durable_in_log() >= self.doc_settings.compact_updates {
+            self.compact();
+        }
+    }
+
+    /// Updates from `from_seq` on could not be stored: undo them, close their
+    /// senders (their clients still hold the edits and send them again when they
+    /// reconnect), and let the writer accept this doc's appends again.
+    fn storage_failed(&mut self, from_seq: i64, reason: String) {
+        if from_seq <= self.rolled_back_through {
+            return; // an append already covered by an earlier rollback
+        }
+        self.rolled_back_through = self.state.next_seq - 1;
+        error!(parent: &self.span, from_seq, cause = %reason, "edits could not be stored; rolling them back");
+        let mut senders: Vec<ConnId> = self
+            .pending
+            .iter()
+            .filter(|p| p.seq >= from_seq)
+            .map(|p| p.sender)
+            .collect();
+        senders.sort_unstable();
+        senders.dedup();
+        self.pending.retain(|p| p.seq < from_seq);
+        self.state.roll_back_from(from_seq);
+        for conn in senders {
+            if let Some(m) = self.members.get_mut(&conn) {
+                m.link.kick(
+                    CloseCode::Error,
+                    format!("could not store the edit ({reason}); reconnect to retry"),
+                );
+            }
+            self.remove_member(conn);
+        }
+        if let Some(p) = &self.persistence {
+            p.doc_log.reset(self.key.room().to_owned());
+        }
+    }
+
+    /// Folds the durable log into a snapshot (in the store too, ordered after the
+    /// appends it covers); returns where the store's answer arrives.
+    fn compact(
+        &mut self,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<SnapshotMeta, StoreError>>> {
+        self.last_compaction = Instant::now();
+        let (base, through) = self.state.compact()?;
+        let p = self.persistence.as_ref()?;
+        Some(p.doc_log.compact(self.key.room().to_owned(), through, base))
+    }
+
+    /// Marks the room closing and compacts what is durable; the future resolves
+    /// when the store has the snapshot (or gave up).
+    fn final_compaction(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        self.closing = true;
+        let pending = self.compact();
+        let span = self.span.clone();
+        async move {
+            if let Some(rx) = pending {
+                match rx.await {
+                    Ok(Ok(meta)) => {
+                        info!(parent: &span, snapshot = meta.id, "final compaction stored")
+                    }
+                    Ok(Err(e)) => {
+                        error!(parent: &span, cause = %e, "final compaction failed; the log stays")
+                    }
+                    Err(_) => {
+                        error!(parent: &span, "doc log writer gone; final compaction skipped")
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_messages(
+        &mut self,
+        conn: ConnId,
+        messages: Vec<Inbound>,
+        notify: &Recipient<DocLogResult>,
+    ) -> Result<(), DocRefusal> {
         for message in messages {
             if !self.members.contains_key(&conn) {
                 return Ok(()); // dropped meanwhile (lagging); its kick explains
@@ -387,9 +626,9 @@ impl DocRoom {
                         warn!(parent: &self.span, conn, cause = %why, "update refused; doc rolled back");
                         DocRefusal::Invalid(format!("update does not apply: {why}"))
                     })?;
-                    for u in integrated {
+                    for (seq, update) in integrated {
                         self.updates_applied += 1;
-                        self.broadcast(&yjs_wire::update_frame(u));
+                        self.accepted(conn, seq, update, notify);
                     }
                 }
                 Inbound::Awareness(update) => {
@@ -447,14 +686,24 @@ impl DocRoom {
             self.deliver_all(None);
         }
         let now = Instant::now();
+        if self.persistence.is_some()
+            && self.state.durable_in_log() > 0
+            && now.duration_since(self.last_compaction) >= self.doc_settings.compact_interval
+        {
+            self.compact();
+        }
         if !self.members.is_empty() {
             self.empty_since = None;
             return;
         }
         let since = *self.empty_since.get_or_insert(now);
-        if now.duration_since(since) >= self.settings.idle_timeout {
+        if now.duration_since(since) >= self.settings.idle_timeout
+            && !self.closing
+            && self.pending.is_empty()
+        {
             info!(parent: &self.span, "room idle; stopping");
-            ctx.stop();
+            let done = self.final_compaction();
+            ctx.wait(done.into_actor(self).map(|_, _, ctx| ctx.stop()));
         }
     }
 }
@@ -465,6 +714,27 @@ impl Actor for DocRoom {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         ctx.run_interval(HOUSEKEEPING_EVERY, |room, ctx| room.housekeeping(ctx));
+        if let Some(p) = self.persistence.clone() {
+            // Nothing else (joins and their sync step 1 included) is handled until
+            // the document is loaded: nobody is ever answered with an empty doc.
+            let name = self.key.room().to_owned();
+            let load = async move {
+                with_retry("load doc", p.settings.retry_for, || p.store.load_doc(&name)).await
+            };
+            ctx.wait(load.into_actor(self).map(|loaded, room, _ctx| {
+                let result = loaded.map_err(|e| e.to_string()).and_then(DocState::from_stored);
+                match result {
+                    Ok(state) => {
+                        info!(parent: &room.span, bytes = state.size(), through_seq = state.durable_through, "document loaded");
+                        room.state = state;
+                    }
+                    Err(why) => {
+                        error!(parent: &room.span, cause = %why, "document could not be loaded; the room refuses members");
+                        room.failed = Some(format!("document could not be loaded: {why}"));
+                    }
+                }
+            }));
+        }
         info!(parent: &self.span, "room started");
     }
 
@@ -485,7 +755,10 @@ impl Handler<JoinDoc> for DocRoom {
     type Result = Result<(), JoinRefused>;
 
     fn handle(&mut self, msg: JoinDoc, ctx: &mut Context<Self>) -> Self::Result {
-        if ctx.state() != actix::ActorState::Running {
+        if let Some(reason) = &self.failed {
+            return Err(JoinRefused::Failed(reason.clone()));
+        }
+        if self.closing || ctx.state() != actix::ActorState::Running {
             return Err(JoinRefused::Closing);
         }
         let link = MemberLink::new(msg.outbox, msg.kick);
@@ -508,8 +781,20 @@ impl Handler<JoinDoc> for DocRoom {
 impl Handler<DocMessages> for DocRoom {
     type Result = Result<(), DocRefusal>;
 
-    fn handle(&mut self, msg: DocMessages, _ctx: &mut Context<Self>) -> Self::Result {
-        self.handle_messages(msg.conn, msg.messages)
+    fn handle(&mut self, msg: DocMessages, ctx: &mut Context<Self>) -> Self::Result {
+        let notify = ctx.address().recipient();
+        self.handle_messages(msg.conn, msg.messages, &notify)
+    }
+}
+
+impl Handler<DocLogResult> for DocRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: DocLogResult, _ctx: &mut Context<Self>) {
+        match msg {
+            DocLogResult::Durable { through_seq } => self.durable(through_seq),
+            DocLogResult::Failed { from_seq, reason } => self.storage_failed(from_seq, reason),
+        }
     }
 }
 
@@ -545,9 +830,12 @@ impl Handler<InspectDoc> for DocRoom {
 }
 
 impl Handler<StopRoom> for DocRoom {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _msg: StopRoom, ctx: &mut Context<Self>) {
-        ctx.stop();
+    /// Compacts what is durable, then stops; appends still in flight complete in
+    /// the writer (it drains before the server exits) and load after the snapshot.
+    fn handle(&mut self, _msg: StopRoom, _ctx: &mut Context<Self>) -> Self::Result {
+        let done = self.final_compaction();
+        Box::pin(done.into_actor(self).map(|_, _, ctx| ctx.stop()))
     }
 }
