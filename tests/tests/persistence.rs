@@ -36,6 +36,7 @@ on_both_stores!(
     a_player_resumes_across_a_server_restart,
     a_doc_survives_a_server_restart,
     compaction_keeps_the_content_and_shortens_the_log,
+    the_database_going_away_stops_nothing_and_loses_nothing_acknowledged,
 );
 
 /// A test config persisting into `db`.
@@ -201,5 +202,91 @@ async fn compaction_keeps_the_content_and_shortens_the_log(db: TestDatabase) {
         doc.get_or_insert_text("t").get_string(&doc.transact()),
         expected
     );
+    server.stop().await;
+}
+
+async fn the_database_going_away_stops_nothing_and_loses_nothing_acknowledged(db: TestDatabase) {
+    let config = Config {
+        db_retry_for: Duration::from_millis(500),
+        db_statement_timeout: Duration::from_millis(300),
+        db_acquire_timeout: Duration::from_secs(1),
+        ..persistent_config(&db)
+    };
+    let server = start(config.clone()).await;
+    assert_eq!(server.http_get("/readyz").await.0, 200);
+    let mut player = server.join("counter", "outage").await;
+    let mut writer = server.join_doc("outage").await;
+    let mut observer = server.join_doc("outage").await;
+    let text = |d: &yrs::Doc| d.get_or_insert_text("t").get_string(&d.transact());
+    writer
+        .edit(|txn| txn.get_or_insert_text("t").insert(txn, 0, "before;"))
+        .await
+        .unwrap();
+    observer
+        .wait_until(WAIT, |d| text(d) == "before;")
+        .await
+        .unwrap();
+
+    let outage = db.outage().await.expect("take the database away");
+    eventually(WAIT, "/readyz reports the store down", || async {
+        let (status, body) = server.http_get("/readyz").await;
+        (status == 503 && body.contains("store")).then_some(())
+    })
+    .await;
+    // Rooms keep running: the game ticks on.
+    let tick = player.mirror().tick().unwrap_or(0);
+    player
+        .wait_until(WAIT, |m| m.tick().unwrap_or(0) >= tick + 5)
+        .await
+        .unwrap();
+    // An edit that cannot be stored is not relayed; its sender is told (1011).
+    writer
+        .edit(|txn| txn.get_or_insert_text("t").push(txn, "during;"))
+        .await
+        .unwrap();
+    let close = writer
+        .wait_closed(WAIT)
+        .await
+        .unwrap()
+        .expect("close frame");
+    assert_eq!(
+        close.code,
+        roomcast_protocol::close::code::INTERNAL_ERROR,
+        "{}",
+        close.reason
+    );
+    assert!(close.reason.contains("could not store"), "{}", close.reason);
+    assert_eq!(
+        text(observer.doc()),
+        "before;",
+        "an unstored edit is never relayed"
+    );
+
+    outage.end().await.expect("bring the database back");
+    eventually(WAIT, "/readyz recovers", || async {
+        (server.http_get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    // The writer reconnects with its replica: its unstored edit goes through now.
+    let writer = server
+        .join_doc_with(
+            "outage",
+            DocOptions {
+                doc: Some(writer.into_doc()),
+                ..Default::default()
+            },
+        )
+        .await;
+    observer
+        .wait_until(WAIT, |d| text(d) == "before;during;")
+        .await
+        .unwrap();
+    drop(writer);
+    server.stop().await;
+
+    // Everything acknowledged is in the store.
+    let server = start(config).await;
+    let fresh = server.join_doc("outage").await;
+    assert_eq!(text(fresh.doc()), "before;during;");
     server.stop().await;
 }

@@ -196,9 +196,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// A write probe: an embedded database "goes away" as a write lock it cannot
+    /// get or a disk it cannot write, which a plain `SELECT 1` would not notice.
+    /// Waits at most `busy_timeout` for the lock.
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        let mut conn = self.pool.acquire().await.map_err(db_err("ping"))?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err("ping"))?;
+        sqlx::query("ROLLBACK")
+            .execute(&mut *conn)
             .await
             .map_err(db_err("ping"))?;
         Ok(())

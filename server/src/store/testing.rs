@@ -139,6 +139,105 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A simulated database outage, made by [`TestDatabase::outage`]; ended by
+/// [`Outage::end`] (or on drop, for PostgreSQL only after `end`).
+pub struct Outage {
+    /// What to undo.
+    kind: OutageKind,
+}
+
+/// How an outage was made.
+enum OutageKind {
+    /// The database refuses connections and its sessions were terminated.
+    Postgres {
+        /// URL of the maintenance database.
+        maintenance_url: String,
+        /// Name of the test database.
+        name: String,
+    },
+    /// Another connection holds the write lock.
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl TestDatabase {
+    /// Makes the database unavailable to the server under test, without touching
+    /// any other database: PostgreSQL stops accepting connections to it and ends
+    /// the open ones; SQLite gets its write lock taken by another connection.
+    pub async fn outage(&self) -> Result<Outage, StoreError> {
+        match &self.cleanup {
+            Cleanup::Postgres {
+                maintenance_url,
+                name,
+            } => {
+                let mut conn = maintenance(maintenance_url).await?;
+                let statements = [
+                    format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"),
+                    format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                    ),
+                ];
+                for sql in statements {
+                    sqlx::raw_sql(&sql)
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| StoreError::Database(format!("outage: {e}")))?;
+                }
+                let _ = conn.close().await;
+                Ok(Outage {
+                    kind: OutageKind::Postgres {
+                        maintenance_url: maintenance_url.clone(),
+                        name: name.clone(),
+                    },
+                })
+            }
+            Cleanup::SqliteDir(dir) => {
+                use sqlx::sqlite::SqliteConnectOptions;
+                let options =
+                    SqliteConnectOptions::new().filename(dir.join(super::SQLITE_FILE_NAME));
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("outage: {e}")))?;
+                sqlx::raw_sql("BEGIN EXCLUSIVE")
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| StoreError::Database(format!("outage: {e}")))?;
+                Ok(Outage {
+                    kind: OutageKind::Sqlite(conn),
+                })
+            }
+        }
+    }
+}
+
+impl Outage {
+    /// Makes the database available again.
+    pub async fn end(self) -> Result<(), StoreError> {
+        match self.kind {
+            OutageKind::Postgres {
+                maintenance_url,
+                name,
+            } => {
+                let mut conn = maintenance(&maintenance_url).await?;
+                sqlx::raw_sql(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| StoreError::Database(format!("ending outage: {e}")))?;
+                let _ = conn.close().await;
+                Ok(())
+            }
+            OutageKind::Sqlite(mut conn) => {
+                sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| StoreError::Database(format!("ending outage: {e}")))?;
+                let _ = conn.close().await;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The settings tests use, for `url` / `data_dir`.
 fn test_config(url: Option<String>, data_dir: PathBuf) -> StoreConfig {
     StoreConfig {
