@@ -84,11 +84,19 @@ impl ServerProcess {
         self.child.wait().expect("reap roomcast");
     }
 
-    /// SIGTERM and wait (graceful).
+    /// SIGTERM; the server must flush and exit 0 within a bounded time.
     fn stop(mut self) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().expect("reap roomcast");
+        let deadline = std::time::Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("poll roomcast") {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "roomcast did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
     }
 }
 
