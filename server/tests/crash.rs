@@ -93,7 +93,10 @@ impl ServerProcess {
             if let Some(status) = self.child.try_wait().expect("poll roomcast") {
                 break status;
             }
-            assert!(std::time::Instant::now() < deadline, "roomcast did not exit after SIGTERM");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "roomcast did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "graceful shutdown exits 0, got {status}");

@@ -1,0 +1,59 @@
+//! The `roomcast` binary's start-up contract: a database that is down gives one
+//! clear error line and a non-zero exit; `roomcast migrate` applies the schema and
+//! exits 0.
+
+use std::process::Command;
+
+use roomcast_server::store::testing::TestDatabase;
+
+#[test]
+fn a_database_that_is_down_at_start_up_gives_one_error_line_and_a_failure_exit() {
+    let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["--bind", "127.0.0.1:0", "--db-acquire-timeout", "500ms"])
+        .args(["--database-url", "postgres://roomcast@127.0.0.1:1/roomcast"])
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run roomcast");
+    assert!(!out.status.success(), "must exit non-zero");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one error line, got:\n{stderr}");
+    assert!(lines[0].starts_with("roomcast: "), "{}", lines[0]);
+    assert!(
+        lines[0].contains("127.0.0.1:1"),
+        "the line says which database: {}",
+        lines[0]
+    );
+}
+
+#[test]
+fn migrate_applies_the_schema_and_exits_zero() {
+    let db = TestDatabase::sqlite().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .arg("--data-dir")
+        .arg(&db.config().data_dir)
+        .arg("migrate")
+        .env("RUST_LOG", "off")
+        .env_remove("ROOMCAST_DATABASE_URL")
+        .output()
+        .expect("run roomcast migrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = db
+        .config()
+        .data_dir
+        .join(roomcast_server::store::SQLITE_FILE_NAME);
+    assert!(file.exists(), "the SQLite file is created");
+    // A second run finds nothing to do and succeeds too.
+    let again = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .arg("--data-dir")
+        .arg(&db.config().data_dir)
+        .arg("migrate")
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run roomcast migrate again");
+    assert!(again.status.success());
+}
