@@ -27,7 +27,7 @@ pub enum ServerError {
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
     /// The database could not be opened or migrated.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
