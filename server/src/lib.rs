@@ -11,6 +11,7 @@
 //! - [`yjs_wire`]: the y-websocket framing of doc rooms (message boundaries,
 //!   encoding through `yrs::sync`).
 //! - [`http`]: routes, shared state, upgrade handlers.
+//! - [`metrics`]: every Prometheus metric name, the recorder and `/metrics`.
 //! - [`persist`]: the background writers between rooms and the store (doc log
 //!   group commit, game snapshots), with retries.
 //! - [`store`]: persistence, the one place with SQL: the [`store::Store`] trait
@@ -25,6 +26,7 @@
 pub mod config;
 pub mod game;
 pub mod http;
+pub mod metrics;
 pub mod persist;
 pub mod room;
 pub mod server;

@@ -17,6 +17,9 @@ use crate::persist::Persistence;
 use crate::room::{RoomRegistry, RoomSettings};
 use crate::store::{self, Store, StoreError};
 
+/// How often the metrics recorder does its upkeep.
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -92,6 +95,7 @@ impl Server {
         self.config
             .apply_to(&mut self.games)
             .map_err(ServerError::Config)?;
+        let metrics = crate::metrics::install();
         let registry = self.registry();
         let persistence = if self.config.persistence_enabled() {
             let store = connect_and_migrate(&self.config).await?;
@@ -126,6 +130,15 @@ impl Server {
         let handle = http.handle();
         info!(%addr, games = ?self.games.names(), room_threads = registry.arbiter_count(), "roomcast listening");
         let http_task = actix_web::rt::spawn(http);
+        // Histograms need periodic upkeep when the recorder is not the exporter's
+        // own HTTP listener.
+        let upkeep = actix_web::rt::spawn(async move {
+            let mut every = tokio::time::interval(METRICS_UPKEEP_EVERY);
+            loop {
+                every.tick().await;
+                metrics.run_upkeep();
+            }
+        });
 
         shutdown.cancelled().await;
         info!("shutting down: no new connections, closing members with 1001");
@@ -141,6 +154,7 @@ impl Server {
             );
         }
         registry.shutdown().await;
+        upkeep.abort();
         handle.stop(true).await;
         let _ = http_task.await;
         if let Some((persistence, drained)) = persistence {

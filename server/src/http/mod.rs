@@ -32,6 +32,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Tracks every session task so shutdown can wait for them.
     pub sessions: TaskTracker,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Next connection id.
     next_conn: AtomicU64,
 }
@@ -53,6 +55,7 @@ impl AppState {
             persistence,
             shutdown,
             sessions,
+            metrics: crate::metrics::install(),
             next_conn: AtomicU64::new(1),
         }
     }
@@ -96,7 +99,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/game/{game}/{room}", web::get().to(game_ws::upgrade))
         .route("/doc/{name}", web::get().to(doc_ws::upgrade))
         .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// Prometheus text exposition of every roomcast metric.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(p) = &state.persistence {
+        ::metrics::gauge!(crate::metrics::STORE_POOL_IN_USE).set(f64::from(p.store.pool_in_use()));
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }
 
 /// How long `/readyz` waits for the store to answer.

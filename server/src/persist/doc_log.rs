@@ -166,10 +166,15 @@ async fn run(store: Arc<dyn Store>, settings: PersistSettings, mut rx: mpsc::Rec
                 state,
                 done,
             } => {
+                let started = std::time::Instant::now();
                 let result = with_retry("doc compaction", settings.retry_for, || {
                     store.compact_doc(&doc, through_seq, &state, settings.doc_snapshot_keep)
                 })
                 .await;
+                crate::metrics::store_write("doc_compact", started.elapsed(), result.is_ok());
+                if result.is_ok() {
+                    metrics::counter!(crate::metrics::SNAPSHOTS, "kind" => "doc").increment(1);
+                }
                 if let Err(e) = &result {
                     error!(cause = %e, %doc, through_seq, "doc compaction failed; the log stays as it is");
                 }
@@ -204,10 +209,12 @@ async fn commit(
         return;
     }
     let records: Vec<DocUpdateRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
+    let started = std::time::Instant::now();
     let result = with_retry("doc log append", settings.retry_for, || {
         store.append_doc_updates(&records)
     })
     .await;
+    crate::metrics::store_write("doc_append", started.elapsed(), result.is_ok());
     // One notification per doc: the highest seq (success) or the lowest (failure).
     let mut per_doc: BTreeMap<String, (i64, i64, Recipient<DocLogResult>)> = BTreeMap::new();
     for (record, notify) in batch {

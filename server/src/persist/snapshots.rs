@@ -77,10 +77,15 @@ impl SnapshotWriter {
 async fn run(store: Arc<dyn Store>, settings: PersistSettings, mut rx: mpsc::Receiver<Job>) {
     while let Some(job) = rx.recv().await {
         let snapshot = &job.snapshot;
+        let started = std::time::Instant::now();
         let result = with_retry("game snapshot", settings.retry_for, || {
             store.save_game_snapshot(snapshot, settings.snapshot_keep)
         })
         .await;
+        crate::metrics::store_write("game_snapshot", started.elapsed(), result.is_ok());
+        if result.is_ok() {
+            metrics::counter!(crate::metrics::SNAPSHOTS, "kind" => "game").increment(1);
+        }
         if let Err(e) = &result {
             error!(cause = %e, game = %snapshot.game, room = %snapshot.room, tick = snapshot.tick, "game snapshot not saved");
         }

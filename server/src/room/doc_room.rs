@@ -42,6 +42,7 @@ use super::{
     registry::{RoomKey, RoomRegistry, RoomSettings},
     ConnId, RoomId,
 };
+use crate::metrics::RoomMetrics;
 use crate::persist::doc_log::DocLogResult;
 use crate::persist::{with_retry, Persistence};
 use crate::store::{DocUpdateRecord, SnapshotMeta, StoreError, StoredDoc};
@@ -359,6 +360,14 @@ pub struct DocRoom {
     failed: Option<String>,
     /// Set once the room is on its way out (final compaction under way).
     closing: bool,
+    /// Fan-out counters (`kind="doc"`).
+    room_metrics: RoomMetrics,
+    /// Sizes of accepted updates.
+    update_size: metrics::Histogram,
+    /// Document size, sampled.
+    doc_size: metrics::Histogram,
+    /// Housekeeping passes so far (to sample once a second).
+    housekeeping_runs: u64,
 }
 
 impl DocRoom {
@@ -390,6 +399,10 @@ impl DocRoom {
             last_compaction: Instant::now(),
             failed: None,
             closing: false,
+            room_metrics: RoomMetrics::new("doc"),
+            update_size: metrics::histogram!(crate::metrics::DOC_UPDATE_SIZE),
+            doc_size: metrics::histogram!(crate::metrics::DOC_SIZE),
+            housekeeping_runs: 0,
         }
     }
 
@@ -410,10 +423,17 @@ impl DocRoom {
                 .clone()
         };
         let mut dropped = Vec::new();
+        let (mut frames, mut bytes, mut skipped, mut too_slow) = (0u64, 0u64, 0u64, 0u64);
         for (conn, member) in &mut self.members {
             match member.link.deliver(frame, &mut catch_up, now, lag_timeout) {
-                Delivery::Sent | Delivery::Lagging => {}
+                Delivery::Sent(0) => {}
+                Delivery::Sent(len) => {
+                    frames += 1;
+                    bytes += len as u64;
+                }
+                Delivery::Lagging => skipped += u64::from(frame.is_some()),
                 Delivery::TooSlow => {
+                    too_slow += 1;
                     warn!(parent: span, conn, "disconnecting a member that cannot keep up");
                     member.link.kick(
                         CloseCode::Policy,
@@ -426,6 +446,11 @@ impl DocRoom {
                 Delivery::Gone => dropped.push(*conn),
             }
         }
+        let m = &self.room_metrics;
+        m.messages_out.increment(frames);
+        m.bytes_out.increment(bytes);
+        m.outbox_drops.increment(skipped + too_slow);
+        m.lagging_disconnects.increment(too_slow);
         for conn in dropped {
             self.remove_member(conn);
         }
@@ -435,7 +460,10 @@ impl DocRoom {
     /// document as soon as it has room (a step 2 must never be lost).
     fn reply(&mut self, conn: ConnId, frame: Bytes) {
         if let Some(m) = self.members.get_mut(&conn) {
-            if !m.link.send_control(frame) {
+            let len = frame.len();
+            if m.link.send_control(frame) {
+                self.room_metrics.sent(1, len);
+            } else {
                 m.link.request_catch_up();
             }
         }
@@ -493,6 +521,7 @@ impl DocRoom {
         update: Bytes,
         notify: &Recipient<DocLogResult>,
     ) {
+        self.update_size.record(update.len() as f64);
         let frame = yjs_wire::update_frame(update.to_vec());
         let Some(p) = &self.persistence else {
             self.state.durable_through = seq;
@@ -681,6 +710,12 @@ impl DocRoom {
     }
 
     fn housekeeping(&mut self, ctx: &mut Context<Self>) {
+        self.housekeeping_runs += 1;
+        if self.housekeeping_runs % 4 == 0 {
+            // About once a second.
+            self.room_metrics.members.record(self.members.len() as f64);
+            self.doc_size.record(self.state.size() as f64);
+        }
         self.sweep_awareness();
         if self.members.values().any(|m| m.link.is_lagging()) {
             self.deliver_all(None);
@@ -763,7 +798,10 @@ impl Handler<JoinDoc> for DocRoom {
         }
         let link = MemberLink::new(msg.outbox, msg.kick);
         for frame in yjs_wire::greeting(&self.state.awareness) {
-            link.send_control(frame);
+            let len = frame.len();
+            if link.send_control(frame) {
+                self.room_metrics.sent(1, len);
+            }
         }
         self.members.insert(
             msg.conn,

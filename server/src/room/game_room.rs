@@ -37,6 +37,7 @@ use super::{
     RoomId,
 };
 use crate::game::{GameEntry, GameInstance, PlayerId};
+use crate::metrics::{RoomMetrics, TickMetrics};
 use crate::persist::{with_retry, Persistence};
 use crate::store::{GameSnapshot, NewGameSnapshot, StoreError};
 
@@ -113,6 +114,10 @@ pub struct GameRoom {
     persistence: Option<Arc<Persistence>>,
     /// Set once the room is on its way out (final snapshot being written).
     closing: bool,
+    /// Fan-out counters (`kind="game"`).
+    room_metrics: RoomMetrics,
+    /// Tick histograms of this game.
+    tick_metrics: TickMetrics,
 }
 
 /// What a game snapshot stores: the game's own state plus what the room needs to
@@ -141,6 +146,7 @@ impl GameRoom {
         let game = game_entry.instantiate();
         let table = Arc::new(game.publish());
         let registry_persistence = registry.persistence();
+        let game_name = game_entry.name.to_string();
         Self {
             id,
             dt: 1.0 / f32::from(game_entry.settings.tick_rate_hz),
@@ -162,6 +168,8 @@ impl GameRoom {
             span,
             persistence: registry_persistence,
             closing: false,
+            room_metrics: RoomMetrics::new("game"),
+            tick_metrics: TickMetrics::new(&game_name),
         }
     }
 
@@ -209,7 +217,18 @@ impl GameRoom {
             self.run_tick(started);
         }
         self.check_idle(started, ctx);
-        self.timing.record(started.elapsed(), lateness);
+        let duration = started.elapsed();
+        self.timing.record(duration, lateness);
+        let m = &self.tick_metrics;
+        m.ticks.increment(1);
+        m.duration.record(duration.as_secs_f64());
+        m.lateness.record(lateness.as_secs_f64());
+        if lateness >= self.period() {
+            m.overruns.increment(1);
+        }
+        if self.tick % u64::from(self.game_entry.settings.tick_rate_hz) == 0 {
+            self.room_metrics.members.record(self.members.len() as f64);
+        }
     }
 
     fn run_tick(&mut self, now: Instant) {
@@ -256,16 +275,29 @@ impl GameRoom {
         };
         let mut too_slow = Vec::new();
         let mut gone = Vec::new();
+        let (mut frames, mut bytes, mut skipped) = (0u64, 0u64, 0u64);
         for (player, member) in &mut self.members {
             match member
                 .link
                 .deliver(Some(delta), &mut make_snapshot, now, lag_timeout)
             {
-                Delivery::Sent | Delivery::Lagging => {}
+                Delivery::Sent(len) => {
+                    frames += 1;
+                    bytes += len as u64;
+                }
+                Delivery::Lagging => skipped += 1,
                 Delivery::TooSlow => too_slow.push(*player),
                 Delivery::Gone => gone.push(*player),
             }
         }
+        self.room_metrics.messages_out.increment(frames);
+        self.room_metrics.bytes_out.increment(bytes);
+        self.room_metrics
+            .outbox_drops
+            .increment(skipped + too_slow.len() as u64);
+        self.room_metrics
+            .lagging_disconnects
+            .increment(too_slow.len() as u64);
         for player in too_slow {
             if let Some(mut m) = self.members.remove(&player) {
                 warn!(parent: &self.span, player, conn = m.conn, skipped = m.link.frames_skipped, "disconnecting a member that cannot keep up");
@@ -501,9 +533,10 @@ impl GameRoom {
             room: self.key.room().to_owned(),
             tick_rate_hz: self.game_entry.settings.tick_rate_hz,
         });
-        member.link.send_control(welcome.encode());
+        self.room_metrics.sent_if(&member.link, welcome.encode());
         if msg.resume.is_some() && resumed.is_none() {
-            member.link.send_control(
+            self.room_metrics.sent_if(
+                &member.link,
                 ServerMessage::Error(ErrorMessage {
                     code: close::error::RESUME_REJECTED,
                     message: "resume token unknown or expired; joined as a new player".into(),
@@ -519,7 +552,7 @@ impl GameRoom {
             }
             None => self.encode_snapshot(),
         };
-        member.link.send_control(first);
+        self.room_metrics.sent_if(&member.link, first);
         info!(parent: &self.span, player, conn = msg.conn, resumed = resumed.is_some(), "member joined");
         self.members.insert(player, member);
         self.empty_since = None;
@@ -611,14 +644,13 @@ impl Handler<PingRoom> for GameRoom {
 
     fn handle(&mut self, msg: PingRoom, _ctx: &mut Context<Self>) {
         let tick = self.tick;
+        let metrics = self.room_metrics.clone();
         if let Some(m) = self.member(msg.player, msg.conn) {
-            m.link.send_control(
-                ServerMessage::Pong(Pong {
-                    client_time_us: msg.client_time_us,
-                    server_tick: tick,
-                })
-                .encode(),
-            );
+            let pong = Pong {
+                client_time_us: msg.client_time_us,
+                server_tick: tick,
+            };
+            metrics.sent_if(&m.link, ServerMessage::Pong(pong).encode());
         }
     }
 }

@@ -31,8 +31,8 @@ pub fn outbox(frames: usize) -> (OutboxSender, OutboxReceiver) {
 /// What delivering a frame to a member came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// Queued.
-    Sent,
+    /// Queued a frame of this many bytes (0: nothing was due).
+    Sent(usize),
     /// Outbox full: the member is lagging and will need a snapshot.
     Lagging,
     /// Lagging for longer than allowed: disconnect it.
@@ -102,7 +102,7 @@ impl MemberLink {
             return Delivery::Gone;
         }
         if !self.needs_catch_up && frame.is_none() {
-            return Delivery::Sent;
+            return Delivery::Sent(0);
         }
         // Only the room sends on this outbox, so room seen now stays room until
         // the try_send below: a full outbox never costs a catch-up encode.
@@ -111,10 +111,11 @@ impl MemberLink {
                 Some(f) if !self.needs_catch_up => f.clone(),
                 _ => catch_up(),
             };
+            let len = next.len();
             if self.outbox.try_send(next).is_ok() {
                 self.needs_catch_up = false;
                 self.lagging_since = None;
-                return Delivery::Sent;
+                return Delivery::Sent(len);
             }
         }
         if frame.is_some() {

@@ -48,7 +48,15 @@ impl RoomKey {
         }
     }
 
-    /// `"game"` (or later `"doc"`).
+    /// The game name (empty for doc rooms).
+    pub fn game(&self) -> &str {
+        match self {
+            RoomKey::Game { game, .. } => game,
+            RoomKey::Doc { .. } => "",
+        }
+    }
+
+    /// `"game"` or `"doc"`.
     pub fn kind(&self) -> &'static str {
         match self {
             RoomKey::Game { .. } => "game",
@@ -255,6 +263,7 @@ impl RoomRegistry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let addr = start(self, &self.arbiters[arbiter], id, key.clone());
         info!(%key, room_id = id, arbiter, "room created");
+        crate::metrics::room_alive(key.kind(), key.game(), 1.0);
         rooms.insert(
             key,
             RoomSlot {
@@ -284,6 +293,8 @@ impl RoomRegistry {
         if rooms.get(key).is_some_and(|slot| slot.id == id) {
             rooms.remove(key);
         }
+        // Every created room is counted once and forgotten exactly once (by id).
+        crate::metrics::room_alive(key.kind(), key.game(), -1.0);
     }
 
     /// The live room under `key`, if any.

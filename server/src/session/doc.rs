@@ -14,6 +14,7 @@ use tracing::{debug, info};
 
 use super::member_loop::{serve_member, Flow, FrameHandler};
 use super::socket::{self, close_reason, ConnLimits};
+use crate::metrics::ConnectionMetrics;
 use crate::room::{
     doc_room::{DocRoom, DocSettings},
     member,
@@ -90,6 +91,7 @@ impl FrameHandler for DocFrames<'_> {
 impl DocSession {
     /// Runs the connection to its end.
     pub async fn run(self, mut ws: Session, mut stream: AggregatedMessageStream) {
+        let counters = ConnectionMetrics::opened("doc");
         let reason = match self.join(&ws).await {
             Ok((addr, mut kick, writer)) => {
                 let mut frames = DocFrames {
@@ -102,6 +104,7 @@ impl DocSession {
                     &mut kick,
                     &self.shutdown,
                     &self.limits,
+                    &counters,
                     &mut frames,
                 )
                 .await;
@@ -112,7 +115,9 @@ impl DocSession {
             Err(reason) => Some(reason),
         };
         debug!(conn = self.conn, reason = ?reason, "closing");
+        let code = reason.as_ref().map(|r| u16::from(r.code));
         socket::close(ws, reason).await;
+        counters.closed(code);
     }
 
     /// Joins the document's room (retrying if it raced with the room stopping).

@@ -18,6 +18,7 @@ use tracing::{debug, info};
 use super::member_loop::{serve_member, Flow, FrameHandler};
 use super::socket::{self, close_reason, ConnLimits, Frame};
 use crate::game::{GameEntry, PlayerId};
+use crate::metrics::ConnectionMetrics;
 use crate::room::{
     game_room::GameRoom,
     inputs::{self, QueuedInput},
@@ -59,6 +60,7 @@ struct Membership {
 impl GameSession {
     /// Runs the connection to its end.
     pub async fn run(self, mut ws: Session, mut stream: AggregatedMessageStream) {
+        let counters = ConnectionMetrics::opened("game");
         let reason = match self.handshake(&mut ws, &mut stream).await {
             Ok(join) => match self.join(&ws, join).await {
                 Ok((membership, mut kick)) => {
@@ -72,6 +74,7 @@ impl GameSession {
                         &mut kick,
                         &self.shutdown,
                         &self.limits,
+                        &counters,
                         &mut frames,
                     )
                     .await;
@@ -88,7 +91,9 @@ impl GameSession {
             Err(reason) => reason,
         };
         debug!(conn = self.conn, reason = ?reason, "closing");
+        let code = reason.as_ref().map(|r| u16::from(r.code));
         socket::close(ws, reason).await;
+        counters.closed(code);
     }
 
     /// Waits for the first message, which must be a `Join` of our protocol version.

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::socket::{self, close_reason, ConnLimits, Frame};
+use crate::metrics::ConnectionMetrics;
 use crate::room::messages::Departure;
 
 /// What to do after a binary frame.
@@ -35,6 +36,7 @@ pub async fn serve_member<H: FrameHandler>(
     kick: &mut oneshot::Receiver<CloseReason>,
     shutdown: &CancellationToken,
     limits: &ConnLimits,
+    counters: &ConnectionMetrics,
     handler: &mut H,
 ) -> (Option<CloseReason>, Departure) {
     let gone = Departure::Disconnected;
@@ -62,10 +64,13 @@ pub async fn serve_member<H: FrameHandler>(
         };
         last_heard = Instant::now();
         match frame {
-            Frame::Binary(bytes) => match handler.on_binary(ws, bytes).await {
-                Flow::Continue => {}
-                Flow::End(reason, departure) => return (Some(reason), departure),
-            },
+            Frame::Binary(bytes) => {
+                counters.messages_in.increment(1);
+                counters.bytes_in.increment(bytes.len() as u64);
+                if let Flow::End(reason, departure) = handler.on_binary(ws, bytes).await {
+                    return (Some(reason), departure);
+                }
+            }
             Frame::Control => {}
             Frame::Close(reason) => return (Some(reason), gone),
             Frame::Ended => return (None, gone),
