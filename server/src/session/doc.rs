@@ -3,29 +3,23 @@
 //! room, closing with the refusal's code when the room refuses one.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix::{Addr, MailboxError};
+use actix::Addr;
 use actix_ws::{AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytes::Bytes;
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use super::join::{join_room, Joined};
 use super::member_loop::{serve_member, Flow, FrameHandler};
 use super::socket::{self, close_reason, ConnLimits};
 use crate::metrics::ConnectionMetrics;
 use crate::room::{
     doc_room::{DocRoom, DocSettings},
-    member,
-    messages::{Departure, DocMessages, DocRefusal, JoinDoc, JoinRefused, LeaveDoc},
+    messages::{Departure, DocMessages, DocRefusal, JoinDoc, LeaveDoc},
     ConnId, RoomName, RoomRegistry,
 };
 use crate::yjs_wire;
-
-/// How many times a join retries when it races with its room stopping (the old
-/// room may be writing its final snapshot); waits grow from 10 ms to 200 ms.
-const JOIN_ATTEMPTS: u32 = 25;
 
 /// Everything a doc session needs besides its socket.
 pub struct DocSession {
@@ -93,7 +87,11 @@ impl DocSession {
     pub async fn run(self, mut ws: Session, mut stream: AggregatedMessageStream) {
         let counters = ConnectionMetrics::opened("doc");
         let reason = match self.join(&ws).await {
-            Ok((addr, mut kick, writer)) => {
+            Ok(Joined {
+                value: addr,
+                mut kick,
+                writer,
+            }) => {
                 let mut frames = DocFrames {
                     addr: &addr,
                     conn: self.conn,
@@ -120,52 +118,19 @@ impl DocSession {
         counters.closed(code);
     }
 
-    /// Joins the document's room (retrying if it raced with the room stopping).
-    async fn join(
-        &self,
-        ws: &Session,
-    ) -> Result<
-        (
-            Addr<DocRoom>,
-            oneshot::Receiver<CloseReason>,
-            actix_web::rt::task::JoinHandle<()>,
-        ),
-        CloseReason,
-    > {
-        for attempt in 0..JOIN_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis((10 << attempt.min(5)).min(200))).await;
-            }
+    /// Joins the document's room (retrying while it is stopping).
+    async fn join(&self, ws: &Session) -> Result<Joined<Addr<DocRoom>>, CloseReason> {
+        let joined = join_room(ws, self.outbox_frames, |outbox, kick| {
             let addr = self.registry.doc_room(&self.name, &self.doc_settings);
-            let (outbox_tx, outbox_rx) = member::outbox(self.outbox_frames);
-            let (kick_tx, kick_rx) = oneshot::channel();
-            match addr
-                .send(JoinDoc {
-                    conn: self.conn,
-                    outbox: outbox_tx,
-                    kick: kick_tx,
-                })
-                .await
-            {
-                Ok(Ok(())) => {
-                    info!(conn = self.conn, "joined");
-                    let writer = actix_web::rt::spawn(socket::write_outbox(ws.clone(), outbox_rx));
-                    return Ok((addr, kick_rx, writer));
-                }
-                Ok(Err(JoinRefused::Failed(reason))) => {
-                    return Err(close_reason(
-                        CloseCode::Error,
-                        format!("room failed: {reason}"),
-                    ));
-                }
-                Ok(Err(JoinRefused::Closing))
-                | Err(MailboxError::Closed)
-                | Err(MailboxError::Timeout) => continue,
-            }
-        }
-        Err(close_reason(
-            CloseCode::Again,
-            "room is restarting; try again",
-        ))
+            let request = JoinDoc {
+                conn: self.conn,
+                outbox,
+                kick,
+            };
+            async move { addr.send(request).await.map(|r| r.map(|()| addr)) }
+        })
+        .await?;
+        info!(conn = self.conn, "joined");
+        Ok(joined)
     }
 }

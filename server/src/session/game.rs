@@ -3,9 +3,8 @@
 //! reason; finally the room is told the member is gone.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix::{Addr, MailboxError};
+use actix::Addr;
 use actix_ws::{AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytes::Bytes;
 use roomcast_protocol::{
@@ -15,6 +14,7 @@ use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use super::join::join_room;
 use super::member_loop::{serve_member, Flow, FrameHandler};
 use super::socket::{self, close_reason, ConnLimits, Frame};
 use crate::game::{GameEntry, PlayerId};
@@ -22,14 +22,9 @@ use crate::metrics::ConnectionMetrics;
 use crate::room::{
     game_room::GameRoom,
     inputs::{self, QueuedInput},
-    member,
-    messages::{Departure, JoinGame, JoinRefused, MemberGone, PingRoom, RequestSnapshot},
+    messages::{Departure, JoinGame, MemberGone, PingRoom, RequestSnapshot},
     ConnId, RoomName, RoomRegistry,
 };
-
-/// How many times a join retries when it races with its room stopping (the old
-/// room may be writing its final snapshot); waits grow from 10 ms to 200 ms.
-const JOIN_ATTEMPTS: u32 = 25;
 
 /// Everything a game session needs besides its socket.
 pub struct GameSession {
@@ -141,59 +136,43 @@ impl GameSession {
         }
     }
 
-    /// Joins the room (retrying if it raced with the room stopping).
+    /// Joins the room (retrying while it is stopping).
     async fn join(
         &self,
         ws: &Session,
         join: Join,
     ) -> Result<(Membership, oneshot::Receiver<CloseReason>), CloseReason> {
-        for attempt in 0..JOIN_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis((10 << attempt.min(5)).min(200))).await;
-            }
+        let joined = join_room(ws, self.outbox_frames, |outbox, kick| {
             let addr = self.registry.game_room(&self.game, &self.room);
-            let (outbox_tx, outbox_rx) = member::outbox(self.outbox_frames);
-            let (kick_tx, kick_rx) = oneshot::channel();
             let (inputs_tx, inputs_rx) = inputs::input_queue();
             let request = JoinGame {
                 conn: self.conn,
                 resume: join.resume,
-                outbox: outbox_tx,
+                outbox,
                 inputs: inputs_rx,
-                kick: kick_tx,
+                kick,
             };
-            match addr.send(request).await {
-                Ok(Ok(joined)) => {
-                    info!(
-                        conn = self.conn,
-                        player = joined.player,
-                        resumed = joined.resumed,
-                        "joined"
-                    );
-                    let writer = actix_web::rt::spawn(socket::write_outbox(ws.clone(), outbox_rx));
-                    let membership = Membership {
-                        addr,
-                        player: joined.player,
-                        inputs: inputs_tx,
-                        writer,
-                    };
-                    return Ok((membership, kick_rx));
-                }
-                Ok(Err(JoinRefused::Failed(reason))) => {
-                    return Err(close_reason(
-                        CloseCode::Error,
-                        format!("room failed: {reason}"),
-                    ));
-                }
-                Ok(Err(JoinRefused::Closing))
-                | Err(MailboxError::Closed)
-                | Err(MailboxError::Timeout) => continue,
+            async move {
+                addr.send(request)
+                    .await
+                    .map(|r| r.map(|joined| (addr, joined, inputs_tx)))
             }
-        }
-        Err(close_reason(
-            CloseCode::Again,
-            "room is restarting; try again",
-        ))
+        })
+        .await?;
+        let (addr, answer, inputs) = joined.value;
+        info!(
+            conn = self.conn,
+            player = answer.player,
+            resumed = answer.resumed,
+            "joined"
+        );
+        let membership = Membership {
+            addr,
+            player: answer.player,
+            inputs,
+            writer: joined.writer,
+        };
+        Ok((membership, joined.kick))
     }
 }
 

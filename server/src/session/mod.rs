@@ -5,6 +5,7 @@
 
 pub mod doc;
 pub mod game;
+mod join;
 mod member_loop;
 mod socket;
 
