@@ -3,7 +3,6 @@
 //! (query parameters are not part of it) and checked like a game room name (400).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use tracing::Instrument;
 
 use super::AppState;
 use crate::room::RoomName;
@@ -24,15 +23,7 @@ pub async fn upgrade(
                 .body(format!("{e}\n")))
         }
     };
-    if state.shutdown.is_cancelled() {
-        return Ok(HttpResponse::ServiceUnavailable().body("server shutting down\n"));
-    }
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let limits = state.doc_limits();
-    let stream = stream
-        .max_frame_size(limits.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(limits.max_frame_bytes);
     let conn = state.next_conn_id();
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let span = tracing::info_span!("conn", conn, kind = "doc", doc = %name, %peer);
@@ -45,10 +36,7 @@ pub async fn upgrade(
         outbox_frames: state.config.outbox_frames,
         shutdown: state.shutdown.clone(),
     };
-    actix_web::rt::spawn(
-        state
-            .sessions
-            .track_future(session.run(ws, stream).instrument(span)),
-    );
-    Ok(response)
+    state.start_session(&req, body, limits, span, |ws, stream| {
+        session.run(ws, stream)
+    })
 }

@@ -2,7 +2,6 @@
 //! upgrade, then runs a [`GameSession`] on the connection.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use tracing::Instrument;
 
 use super::AppState;
 use crate::room::RoomName;
@@ -32,15 +31,7 @@ pub async fn upgrade(
                 .body(format!("{e}\n")))
         }
     };
-    if state.shutdown.is_cancelled() {
-        return Ok(HttpResponse::ServiceUnavailable().body("server shutting down\n"));
-    }
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let limits = state.game_limits();
-    let stream = stream
-        .max_frame_size(limits.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(limits.max_frame_bytes);
     let conn = state.next_conn_id();
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let span =
@@ -54,10 +45,7 @@ pub async fn upgrade(
         outbox_frames: state.config.outbox_frames,
         shutdown: state.shutdown.clone(),
     };
-    actix_web::rt::spawn(
-        state
-            .sessions
-            .track_future(session.run(ws, stream).instrument(span)),
-    );
-    Ok(response)
+    state.start_session(&req, body, limits, span, |ws, stream| {
+        session.run(ws, stream)
+    })
 }

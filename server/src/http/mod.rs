@@ -9,8 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, HttpResponse};
+use std::future::Future;
+
+use actix_web::{web, HttpRequest, HttpResponse};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::game::GameCatalog;
@@ -58,6 +61,35 @@ impl AppState {
             metrics: crate::metrics::install(),
             next_conn: AtomicU64::new(1),
         }
+    }
+
+    /// Upgrades the request to a WebSocket read with `limits` and runs `session`
+    /// on it as a task that graceful shutdown waits for (503 while shutting down).
+    pub fn start_session<F, Fut>(
+        &self,
+        req: &HttpRequest,
+        body: web::Payload,
+        limits: ConnLimits,
+        span: tracing::Span,
+        session: F,
+    ) -> actix_web::Result<HttpResponse>
+    where
+        F: FnOnce(actix_ws::Session, actix_ws::AggregatedMessageStream) -> Fut,
+        Fut: Future<Output = ()> + 'static,
+    {
+        if self.shutdown.is_cancelled() {
+            return Ok(HttpResponse::ServiceUnavailable().body("server shutting down\n"));
+        }
+        let (response, ws, stream) = actix_ws::handle(req, body)?;
+        let stream = stream
+            .max_frame_size(limits.max_frame_bytes)
+            .aggregate_continuations()
+            .max_continuation_size(limits.max_frame_bytes);
+        actix_web::rt::spawn(
+            self.sessions
+                .track_future(session(ws, stream).instrument(span)),
+        );
+        Ok(response)
     }
 
     /// A fresh connection id.
