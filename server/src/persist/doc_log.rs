@@ -70,22 +70,6 @@ impl DocLog {
         (Self { jobs }, task)
     }
 
-    /// Queues an update for the log; the room hears back through `notify`.
-    /// Waits only when the writer's queue is full.
-    pub async fn append(&self, record: DocUpdateRecord, notify: Recipient<DocLogResult>) {
-        if self
-            .jobs
-            .send(Job::Append {
-                record,
-                notify: notify.clone(),
-            })
-            .await
-            .is_err()
-        {
-            error!("doc log writer is gone");
-        }
-    }
-
     /// Queues an update without waiting; false if the queue is full or closed
     /// (the caller treats that like a failed append).
     pub fn try_append(&self, record: DocUpdateRecord, notify: Recipient<DocLogResult>) -> bool {
