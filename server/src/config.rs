@@ -162,6 +162,10 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_DOC_COMPACT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub doc_compact_interval: Duration,
 
+    /// Bearer token of the admin API (`/api/v1`). Unset: the API is disabled.
+    #[arg(long, env = "ROOMCAST_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -107,6 +107,9 @@ impl Server {
             info!("persistence off: nothing is stored");
             None
         };
+        if self.config.admin_token.as_deref().is_none_or(str::is_empty) {
+            warn!("admin API disabled: set ROOMCAST_ADMIN_TOKEN to enable /api/v1");
+        }
         let sessions = TaskTracker::new();
         let addr = listener.local_addr()?;
         let state = web::Data::new(AppState::new(

@@ -148,7 +148,7 @@ impl TestServer {
         entry
             .addr
             .game()?
-            .send(roomcast_server::room::messages::DescribeRoom)
+            .send(roomcast_server::room::messages::DescribeRoom::default())
             .await
             .ok()
     }
@@ -197,12 +197,21 @@ impl TestServer {
 impl TestServer {
     /// `GET path` over a plain HTTP/1.1 connection: (status, body).
     pub async fn http_get(&self, path: &str) -> (u16, String) {
+        self.http_get_with_token(path, None).await
+    }
+
+    /// `GET path` with `Authorization: Bearer token` when given: (status, body).
+    pub async fn http_get_with_token(&self, path: &str, token: Option<&str>) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let host = self.http_url.trim_start_matches("http://").to_owned();
         let mut stream = tokio::net::TcpStream::connect(&host)
             .await
             .expect("connect for HTTP");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");
         stream
             .write_all(request.as_bytes())
             .await

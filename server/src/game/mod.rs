@@ -120,6 +120,8 @@ pub trait GameInstance: Send {
     fn player_left(&mut self, player: PlayerId);
     /// Encodes every entity into a fresh table.
     fn publish(&self) -> EntityTable;
+    /// The whole state as JSON (through its serde implementation), for operators.
+    fn state_json(&self) -> serde_json::Value;
     /// The state encoded for a snapshot.
     fn encode_state(&self) -> Result<Vec<u8>, roomcast_protocol::CodecError>;
     /// Replaces the state with a decoded snapshot (queued inputs are dropped).
@@ -189,6 +191,11 @@ impl<G: Game> GameInstance for TypedInstance<G> {
 
     fn state_format_version(&self) -> u32 {
         self.game.state_format_version()
+    }
+
+    fn state_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.state)
+            .unwrap_or_else(|e| serde_json::json!({ "error": format!("state is not JSON: {e}") }))
     }
 
     fn restores_snapshots(&self) -> bool {

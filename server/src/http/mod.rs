@@ -2,6 +2,7 @@
 //! handlers that validate a request before upgrading and then hand the socket to
 //! a session task.
 
+pub mod api;
 mod doc_ws;
 mod game_ws;
 
@@ -132,7 +133,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/doc/{name}", web::get().to(doc_ws::upgrade))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+        .route("/metrics", web::get().to(metrics))
+        .configure(api::routes);
 }
 
 /// Prometheus text exposition of every roomcast metric.

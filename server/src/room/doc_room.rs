@@ -45,6 +45,7 @@ use super::{
 use crate::metrics::RoomMetrics;
 use crate::persist::doc_log::DocLogResult;
 use crate::persist::{with_retry, Persistence};
+use crate::room::messages::{DescribeDoc, DocRoomSummary};
 use crate::store::{DocUpdateRecord, SnapshotMeta, StoreError, StoredDoc};
 use crate::yjs_wire::{self, Inbound};
 
@@ -863,6 +864,28 @@ impl Handler<InspectDoc> for DocRoom {
                 .count(),
             content: self.state.to_json(),
             state_update: self.state.encode_whole(),
+        })
+    }
+}
+
+impl Handler<DescribeDoc> for DocRoom {
+    type Result = actix::MessageResult<DescribeDoc>;
+
+    fn handle(&mut self, _msg: DescribeDoc, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut members: Vec<ConnId> = self.members.keys().copied().collect();
+        members.sort_unstable();
+        actix::MessageResult(DocRoomSummary {
+            name: self.key.room().to_owned(),
+            members,
+            doc_bytes: self.state.size(),
+            updates_applied: self.updates_applied,
+            awareness_clients: self
+                .state
+                .awareness
+                .iter()
+                .filter(|(_, s)| s.data.is_some())
+                .count(),
+            pending_updates: self.pending.len(),
         })
     }
 }

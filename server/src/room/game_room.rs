@@ -689,7 +689,8 @@ impl Handler<InspectState> for GameRoom {
 impl Handler<DescribeRoom> for GameRoom {
     type Result = actix::MessageResult<DescribeRoom>;
 
-    fn handle(&mut self, _msg: DescribeRoom, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: DescribeRoom, _ctx: &mut Context<Self>) -> Self::Result {
+        let state = msg.with_state.then(|| self.game.state_json());
         let mut members: Vec<MemberInfo> = self
             .members
             .iter()
@@ -713,6 +714,7 @@ impl Handler<DescribeRoom> for GameRoom {
             away_players,
             timing: self.timing.summary(),
             failed: self.failed.clone(),
+            state,
         })
     }
 }

@@ -108,9 +108,12 @@ pub struct StateView {
 }
 
 /// Figures about a room, for operators and tests.
-#[derive(Message)]
+#[derive(Message, Default)]
 #[rtype(result = "GameRoomInfo")]
-pub struct DescribeRoom;
+pub struct DescribeRoom {
+    /// Include the game state as JSON.
+    pub with_state: bool,
+}
 
 /// What [`DescribeRoom`] answers.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -131,6 +134,9 @@ pub struct GameRoomInfo {
     pub timing: TickTimingSummary,
     /// Why the room failed, if it did.
     pub failed: Option<String>,
+    /// The game state as JSON, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<serde_json::Value>,
 }
 
 /// One member in [`GameRoomInfo`].
@@ -216,4 +222,26 @@ pub struct DocRoomInfo {
     pub content: serde_json::Value,
     /// The whole document as one v1 update (decode it into a `yrs::Doc` to read it).
     pub state_update: Vec<u8>,
+}
+
+/// Asks a doc room for its figures (cheap: no document encoding).
+#[derive(Message)]
+#[rtype(result = "DocRoomSummary")]
+pub struct DescribeDoc;
+
+/// What [`DescribeDoc`] answers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DocRoomSummary {
+    /// Document name.
+    pub name: String,
+    /// Connected members' connection ids.
+    pub members: Vec<ConnId>,
+    /// Approximate encoded size of the document, bytes.
+    pub doc_bytes: usize,
+    /// Updates that changed the document since the room started.
+    pub updates_applied: u64,
+    /// Awareness states present.
+    pub awareness_clients: usize,
+    /// Updates accepted but not yet stored.
+    pub pending_updates: usize,
 }

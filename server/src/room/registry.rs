@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix::{Actor, Addr};
 use actix_rt::{Arbiter, ArbiterHandle};
@@ -141,6 +141,8 @@ struct RoomSlot {
     arbiter: usize,
     /// Its address.
     addr: RoomAddr,
+    /// When it was created.
+    created_at: SystemTime,
 }
 
 /// A registered room, as listed by [`RoomRegistry::rooms`].
@@ -154,6 +156,8 @@ pub struct RoomEntry {
     pub arbiter: usize,
     /// Address of the room actor.
     pub addr: RoomAddr,
+    /// When the room was created.
+    pub created_at: SystemTime,
 }
 
 /// Room key → room actor, and the arbiter pool rooms run on.
@@ -270,6 +274,7 @@ impl RoomRegistry {
                 id,
                 arbiter,
                 addr: addr.clone(),
+                created_at: SystemTime::now(),
             },
         );
         addr
@@ -304,6 +309,7 @@ impl RoomRegistry {
             id: s.id,
             arbiter: s.arbiter,
             addr: s.addr.clone(),
+            created_at: s.created_at,
         })
     }
 
@@ -317,6 +323,7 @@ impl RoomRegistry {
                 id: s.id,
                 arbiter: s.arbiter,
                 addr: s.addr.clone(),
+                created_at: s.created_at,
             })
             .collect();
         list.sort_by(|a, b| a.key.cmp(&b.key));

@@ -1,0 +1,274 @@
+//! The admin REST API under `/api/v1`: JSON, guarded by a bearer token
+//! (`ROOMCAST_ADMIN_TOKEN`). With no token configured the API is disabled: every
+//! route answers 404 `api_disabled` (never open by default). Errors are JSON
+//! `{ "error": code, "message": … }` with a matching status.
+//!
+//! Room ids in paths: a game room is `{game}:{room}` (`:` never occurs in names),
+//! a doc room is its name.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use crate::room::messages::{DescribeDoc, DescribeRoom, InspectDoc};
+use crate::room::{RoomKey, RoomName};
+
+/// Most rooms one page lists.
+const MAX_PAGE: usize = 500;
+
+/// An API error: status plus a stable code and a human message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No admin token configured.
+    #[error("the admin API is disabled: set ROOMCAST_ADMIN_TOKEN to enable it")]
+    Disabled,
+    /// No bearer token sent.
+    #[error("missing bearer token (Authorization: Bearer …)")]
+    Unauthorized,
+    /// Wrong token.
+    #[error("invalid admin token")]
+    Forbidden,
+    /// No such room (or other resource).
+    #[error("{0}")]
+    NotFound(String),
+    /// Malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The room did not answer.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Disabled => "api_disabled",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Disabled | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .json(json!({ "error": self.code(), "message": self.to_string() }))
+    }
+}
+
+/// Registers the API routes under `/api/v1`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .route("/rooms", web::get().to(list_rooms))
+            .route("/rooms/{kind}/{id}", web::get().to(room_detail))
+            .default_service(web::to(unknown_route)),
+    );
+}
+
+/// Checks the bearer token (constant-time comparison).
+fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(expected) = state
+        .config
+        .admin_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(ApiError::Disabled);
+    };
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized)?;
+    let given = header
+        .strip_prefix("Bearer ")
+        .ok_or(ApiError::Unauthorized)?;
+    let same_length = given.len() == expected.len();
+    let differences = given
+        .bytes()
+        .zip(expected.bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if same_length && differences == 0 {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+async fn unknown_route(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    Err(ApiError::NotFound(format!(
+        "no API route {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Query of `GET /rooms`.
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    /// `game` or `doc`.
+    kind: Option<String>,
+    /// Only rooms of this game.
+    game: Option<String>,
+    /// Rooms to skip.
+    #[serde(default)]
+    offset: usize,
+    /// Rooms per page (default 100, at most 500).
+    limit: Option<usize>,
+}
+
+fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The path id of a room.
+fn room_id(key: &RoomKey) -> String {
+    match key {
+        RoomKey::Game { game, room } => format!("{game}:{room}"),
+        RoomKey::Doc { name } => name.to_string(),
+    }
+}
+
+/// Parses `{kind}/{id}` into a registry key.
+fn parse_key(kind: &str, id: &str) -> Result<RoomKey, ApiError> {
+    let bad =
+        |e: crate::room::RoomNameError| ApiError::BadRequest(format!("bad room id {id:?}: {e}"));
+    match kind {
+        "game" => {
+            let (game, room) = id.split_once(':').ok_or_else(|| {
+                ApiError::BadRequest(format!("game room ids are GAME:ROOM, got {id:?}"))
+            })?;
+            Ok(RoomKey::Game {
+                game: game.to_owned(),
+                room: RoomName::parse(room).map_err(bad)?,
+            })
+        }
+        "doc" => Ok(RoomKey::Doc {
+            name: RoomName::parse(id).map_err(bad)?,
+        }),
+        other => Err(ApiError::BadRequest(format!(
+            "unknown room kind {other:?} (game or doc)"
+        ))),
+    }
+}
+
+async fn list_rooms(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    if let Some(kind) = query
+        .kind
+        .as_deref()
+        .filter(|k| *k != "game" && *k != "doc")
+    {
+        return Err(ApiError::BadRequest(format!(
+            "unknown room kind {kind:?} (game or doc)"
+        )));
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let matching: Vec<_> = state
+        .registry
+        .rooms()
+        .into_iter()
+        .filter(|r| query.kind.as_deref().is_none_or(|k| r.key.kind() == k))
+        .filter(|r| query.game.as_deref().is_none_or(|g| r.key.game() == g))
+        .collect();
+    let total = matching.len();
+    let mut rooms = Vec::new();
+    for entry in matching.into_iter().skip(query.offset).take(limit) {
+        let mut room = json!({
+            "id": room_id(&entry.key),
+            "kind": entry.key.kind(),
+            "game": if entry.key.game().is_empty() { serde_json::Value::Null } else { json!(entry.key.game()) },
+            "name": entry.key.room(),
+            "created_at_ms": unix_millis(entry.created_at),
+        });
+        if let Some(addr) = entry.addr.game() {
+            if let Ok(info) = addr.send(DescribeRoom::default()).await {
+                room["members"] = json!(info.members.len());
+                room["tick"] = json!(info.tick);
+                room["tick_rate_hz"] = json!(info.tick_rate_hz);
+                room["tick_p50_ms"] = json!(info.timing.duration_p50_us as f64 / 1000.0);
+                room["tick_p99_ms"] = json!(info.timing.duration_p99_us as f64 / 1000.0);
+                room["failed"] = json!(info.failed);
+            }
+        } else if let Some(addr) = entry.addr.doc() {
+            if let Ok(info) = addr.send(DescribeDoc).await {
+                room["members"] = json!(info.members.len());
+                room["doc_bytes"] = json!(info.doc_bytes);
+                room["updates_applied"] = json!(info.updates_applied);
+            }
+        }
+        rooms.push(room);
+    }
+    Ok(HttpResponse::Ok()
+        .json(json!({ "total": total, "offset": query.offset, "limit": limit, "rooms": rooms })))
+}
+
+async fn room_detail(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let (kind, id) = path.into_inner();
+    let key = parse_key(&kind, &id)?;
+    let entry = state
+        .registry
+        .get(&key)
+        .ok_or_else(|| ApiError::NotFound(format!("no live room {kind}/{id}")))?;
+    let gone = |_| ApiError::Unavailable(format!("room {kind}/{id} stopped while answering"));
+    let mut body = json!({
+        "id": room_id(&entry.key),
+        "kind": entry.key.kind(),
+        "name": entry.key.room(),
+        "created_at_ms": unix_millis(entry.created_at),
+    });
+    if let Some(addr) = entry.addr.game() {
+        let info = addr
+            .send(DescribeRoom { with_state: true })
+            .await
+            .map_err(gone)?;
+        body["game"] = json!(info.game);
+        body["tick"] = json!(info.tick);
+        body["tick_rate_hz"] = json!(info.tick_rate_hz);
+        body["timing"] = json!(info.timing);
+        body["members"] = json!(info.members);
+        body["away_players"] = json!(info.away_players);
+        body["failed"] = json!(info.failed);
+        body["state"] = info.state.unwrap_or(serde_json::Value::Null);
+    } else if let Some(addr) = entry.addr.doc() {
+        let info = addr.send(InspectDoc).await.map_err(gone)?;
+        body["members"] = json!(info.members);
+        body["doc_bytes"] = json!(info.doc_bytes);
+        body["updates_applied"] = json!(info.updates_applied);
+        body["awareness_clients"] = json!(info.awareness_clients);
+        body["state"] = info.content;
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
