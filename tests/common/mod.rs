@@ -202,6 +202,16 @@ impl TestServer {
 
     /// `GET path` with `Authorization: Bearer token` when given: (status, body).
     pub async fn http_get_with_token(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        self.http_request("GET", path, token).await
+    }
+
+    /// `method path` (no body) with an optional bearer token: (status, body).
+    pub async fn http_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let host = self.http_url.trim_start_matches("http://").to_owned();
         let mut stream = tokio::net::TcpStream::connect(&host)
@@ -211,7 +221,7 @@ impl TestServer {
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
         let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");
+            format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
         stream
             .write_all(request.as_bytes())
             .await

@@ -120,3 +120,99 @@ async fn the_api_lists_and_inspects_live_rooms_behind_its_token() {
     assert_eq!((status, err["error"].as_str()), (404, Some("not_found")));
     server.stop().await;
 }
+
+async fn call(server: &TestServer, method: &str, path: &str) -> (u16, Value) {
+    let (status, body) = server.http_request(method, path, Some(TOKEN)).await;
+    (
+        status,
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body}")),
+    )
+}
+
+#[actix_rt::test]
+async fn snapshots_are_taken_listed_viewed_and_a_room_is_closed_through_the_api() {
+    let db = roomcast_server::store::testing::TestDatabase::sqlite().unwrap();
+    let store = db.config();
+    let config = roomcast_server::Config {
+        admin_token: Some(TOKEN.into()),
+        persistence: "on".into(),
+        database_url: store.url.clone(),
+        data_dir: store.data_dir.clone(),
+        ..test_config()
+    };
+    let server = start(config).await;
+    let mut player = server.join("counter", "ops").await;
+    player
+        .send_input(
+            1,
+            &roomcast_protocol::games::counter::CounterInput { add: 9 },
+        )
+        .await
+        .unwrap();
+    player
+        .wait_until(WAIT, |m| {
+            m.entity::<roomcast_protocol::games::counter::CounterScore>(0)
+                .and_then(Result::ok)
+                .is_some_and(|s| s.score == 9)
+        })
+        .await
+        .unwrap();
+    let mut doc = server.join_doc("ops").await;
+    doc.edit(|txn| txn.get_or_insert_text("t").insert(txn, 0, "kept"))
+        .await
+        .unwrap();
+    doc.wait_until(WAIT, |_| true).await.unwrap();
+
+    // Take one now, list it, view it (state as JSON).
+    let (status, taken) = call(&server, "POST", "/api/v1/rooms/game/counter:ops/snapshots").await;
+    assert_eq!(status, 201, "{taken}");
+    let n = taken["snapshot"]["id"].as_i64().unwrap();
+    let (_, list) = call(&server, "GET", "/api/v1/rooms/game/counter:ops/snapshots").await;
+    assert!(list["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["id"] == n));
+    let (status, view) = call(
+        &server,
+        "GET",
+        &format!("/api/v1/rooms/game/counter:ops/snapshots/{n}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(view["state"]["total"], 9, "{view}");
+    let (status, err) = call(
+        &server,
+        "GET",
+        "/api/v1/rooms/game/counter:ops/snapshots/999999",
+    )
+    .await;
+    assert_eq!((status, err["error"].as_str()), (404, Some("not_found")));
+    let (status, err) = call(
+        &server,
+        "GET",
+        "/api/v1/rooms/game/counter:ops/snapshots/abc",
+    )
+    .await;
+    assert_eq!((status, err["error"].as_str()), (400, Some("bad_request")));
+
+    // Doc rooms too.
+    let (status, taken) = call(&server, "POST", "/api/v1/rooms/doc/ops/snapshots").await;
+    assert_eq!(status, 201, "{taken}");
+    let (_, list) = call(&server, "GET", "/api/v1/rooms/doc/ops/snapshots").await;
+    assert!(!list["snapshots"].as_array().unwrap().is_empty());
+
+    // Closing a room: snapshot, then members are closed with 1001.
+    let (status, closed) = call(&server, "DELETE", "/api/v1/rooms/game/counter:ops").await;
+    assert_eq!((status, closed["closed"].as_bool()), (200, Some(true)));
+    let close = player
+        .wait_closed(WAIT)
+        .await
+        .unwrap()
+        .expect("close frame");
+    assert_eq!(close.code, roomcast_protocol::close::code::GOING_AWAY);
+    let (status, _) = call(&server, "GET", "/api/v1/rooms/game/counter:ops").await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::room::messages::{DescribeDoc, DescribeRoom, InspectDoc};
+use crate::room::messages::{DescribeDoc, DescribeRoom, InspectDoc, StopRoom, TakeSnapshot};
 use crate::room::{RoomKey, RoomName};
 
 /// Most rooms one page lists.
@@ -78,6 +78,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .route("/rooms", web::get().to(list_rooms))
             .route("/rooms/{kind}/{id}", web::get().to(room_detail))
+            .route("/rooms/{kind}/{id}", web::delete().to(close_room))
+            .route(
+                "/rooms/{kind}/{id}/snapshots",
+                web::get().to(list_snapshots),
+            )
+            .route(
+                "/rooms/{kind}/{id}/snapshots",
+                web::post().to(take_snapshot),
+            )
+            .route(
+                "/rooms/{kind}/{id}/snapshots/{n}",
+                web::get().to(view_snapshot),
+            )
             .default_service(web::to(unknown_route)),
     );
 }
@@ -271,4 +284,124 @@ async fn room_detail(
         body["state"] = info.content;
     }
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// The store, or 503 when persistence is off.
+fn store(state: &AppState) -> Result<std::sync::Arc<dyn crate::store::Store>, ApiError> {
+    state
+        .persistence
+        .as_ref()
+        .map(|p| p.store.clone())
+        .ok_or_else(|| ApiError::Unavailable("persistence is off: there are no snapshots".into()))
+}
+
+fn store_error(e: crate::store::StoreError) -> ApiError {
+    ApiError::Unavailable(format!("store: {e}"))
+}
+
+async fn list_snapshots(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let (kind, id) = path.into_inner();
+    let key = parse_key(&kind, &id)?;
+    let store = store(&state)?;
+    let list = match &key {
+        RoomKey::Game { game, room } => store.list_game_snapshots(game, room.as_str()).await,
+        RoomKey::Doc { name } => store.list_doc_snapshots(name.as_str()).await,
+    }
+    .map_err(store_error)?;
+    Ok(HttpResponse::Ok()
+        .json(json!({ "id": room_id(&key), "kind": key.kind(), "snapshots": list })))
+}
+
+async fn view_snapshot(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let (kind, id, n) = path.into_inner();
+    let key = parse_key(&kind, &id)?;
+    let n: i64 = n
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("snapshot number {n:?} is not a number")))?;
+    let store = store(&state)?;
+    let missing = || ApiError::NotFound(format!("no snapshot {n} of {kind}/{id}"));
+    let body = match &key {
+        RoomKey::Game { game, room } => {
+            let snap = store
+                .game_snapshot(game, room.as_str(), n)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(missing)?;
+            let entry = state
+                .games
+                .get(game)
+                .ok_or_else(|| ApiError::NotFound(format!("unknown game {game:?}")))?;
+            let content = crate::room::game_room::snapshot_state_json(entry, &snap.state)
+                .unwrap_or_else(|e| json!({ "error": e }));
+            json!({ "snapshot": snap.meta, "tick": snap.tick, "format_version": snap.format_version, "state": content })
+        }
+        RoomKey::Doc { name } => {
+            let snap = store
+                .doc_snapshot(name.as_str(), n)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(missing)?;
+            let content = crate::room::doc_room::doc_state_json(&snap.state)
+                .unwrap_or_else(|e| json!({ "error": e }));
+            json!({ "snapshot": snap.meta, "through_seq": snap.through_seq, "state": content })
+        }
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn take_snapshot(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let (kind, id) = path.into_inner();
+    let key = parse_key(&kind, &id)?;
+    store(&state)?;
+    let entry = state
+        .registry
+        .get(&key)
+        .ok_or_else(|| ApiError::NotFound(format!("no live room {kind}/{id}")))?;
+    let answer = if let Some(addr) = entry.addr.game() {
+        addr.send(TakeSnapshot).await
+    } else if let Some(addr) = entry.addr.doc() {
+        addr.send(TakeSnapshot).await
+    } else {
+        return Err(ApiError::NotFound(format!("no live room {kind}/{id}")));
+    };
+    let meta = answer
+        .map_err(|_| ApiError::Unavailable(format!("room {kind}/{id} stopped while answering")))?
+        .map_err(ApiError::Unavailable)?;
+    Ok(HttpResponse::Created().json(json!({ "id": room_id(&key), "snapshot": meta })))
+}
+
+async fn close_room(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let (kind, id) = path.into_inner();
+    let key = parse_key(&kind, &id)?;
+    let entry = state
+        .registry
+        .get(&key)
+        .ok_or_else(|| ApiError::NotFound(format!("no live room {kind}/{id}")))?;
+    // The room snapshots (game) or compacts (doc), then closes its members with 1001.
+    if let Some(addr) = entry.addr.game() {
+        let _ = addr.send(StopRoom).await;
+    } else if let Some(addr) = entry.addr.doc() {
+        let _ = addr.send(StopRoom).await;
+    }
+    Ok(HttpResponse::Ok().json(json!({ "id": room_id(&key), "closed": true })))
 }

@@ -45,7 +45,7 @@ use super::{
 use crate::metrics::RoomMetrics;
 use crate::persist::doc_log::DocLogResult;
 use crate::persist::{with_retry, Persistence};
-use crate::room::messages::{DescribeDoc, DocRoomSummary};
+use crate::room::messages::{DescribeDoc, DocRoomSummary, TakeSnapshot};
 use crate::store::{DocUpdateRecord, SnapshotMeta, StoreError, StoredDoc};
 use crate::yjs_wire::{self, Inbound};
 
@@ -888,6 +888,47 @@ impl Handler<DescribeDoc> for DocRoom {
             pending_updates: self.pending.len(),
         })
     }
+}
+
+impl Handler<TakeSnapshot> for DocRoom {
+    type Result = ResponseActFuture<Self, Result<SnapshotMeta, String>>;
+
+    fn handle(&mut self, _msg: TakeSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        self.last_compaction = Instant::now();
+        let pending = match self.persistence.clone() {
+            None => Err("persistence is off".to_owned()),
+            Some(p) => {
+                // Fold what is durable; with nothing new, store the base again.
+                let (state, through) = self
+                    .state
+                    .compact()
+                    .unwrap_or_else(|| (self.state.base.clone(), self.state.durable_through));
+                Ok(p.doc_log
+                    .compact(self.key.room().to_owned(), through, state))
+            }
+        };
+        Box::pin(
+            async move {
+                match pending?.await {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err("doc log writer gone".to_owned()),
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// A stored doc state (a v1 update) as JSON: yrs's view of its root types (a
+/// root the server never declared shows as yrs infers it).
+pub fn doc_state_json(state: &[u8]) -> Result<serde_json::Value, String> {
+    let doc = new_doc();
+    let update = Update::decode_v1(state).map_err(|e| format!("snapshot does not decode: {e}"))?;
+    doc.transact_mut()
+        .apply_update(update)
+        .map_err(|e| format!("snapshot does not apply: {e}"))?;
+    let state = DocState::with_doc(doc, Vec::new());
+    Ok(state.to_json())
 }
 
 impl Handler<StopRoom> for DocRoom {

@@ -39,7 +39,7 @@ use super::{
 use crate::game::{GameEntry, GameInstance, PlayerId};
 use crate::metrics::{RoomMetrics, TickMetrics};
 use crate::persist::{with_retry, Persistence};
-use crate::store::{GameSnapshot, NewGameSnapshot, StoreError};
+use crate::store::{GameSnapshot, NewGameSnapshot, SnapshotMeta, StoreError};
 
 /// Room mailbox size: session messages wait (backpressure) beyond this.
 const MAILBOX_CAPACITY: usize = 4096;
@@ -717,6 +717,37 @@ impl Handler<DescribeRoom> for GameRoom {
             state,
         })
     }
+}
+
+impl Handler<TakeSnapshot> for GameRoom {
+    type Result = ResponseActFuture<Self, Result<SnapshotMeta, String>>;
+
+    fn handle(&mut self, _msg: TakeSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        let pending = match (self.snapshot_record(), self.persistence.clone()) {
+            (Some(record), Some(p)) => Ok(p.snapshots.save_and_confirm(record)),
+            (_, None) => Err("persistence is off".to_owned()),
+            (None, _) => Err("the room failed; its state is not snapshotted".to_owned()),
+        };
+        Box::pin(
+            async move {
+                match pending?.await {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err("snapshot writer gone".to_owned()),
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// The game state stored in a snapshot, as JSON (through the game's serde).
+pub fn snapshot_state_json(entry: &GameEntry, state: &[u8]) -> Result<serde_json::Value, String> {
+    let persisted: PersistedRoom = roomcast_protocol::codec::decode(state)
+        .map_err(|e| format!("snapshot does not decode: {e}"))?;
+    let mut game = entry.instantiate();
+    game.restore_state(&persisted.state)
+        .map_err(|e| format!("game state does not decode: {e}"))?;
+    Ok(game.state_json())
 }
 
 impl Handler<StopRoom> for GameRoom {

@@ -245,3 +245,9 @@ pub struct DocRoomSummary {
     /// Updates accepted but not yet stored.
     pub pending_updates: usize,
 }
+
+/// Takes a snapshot now (game: the current state; doc: a compaction of the
+/// stored log). Answers once the store has it.
+#[derive(Message)]
+#[rtype(result = "Result<crate::store::SnapshotMeta, String>")]
+pub struct TakeSnapshot;
