@@ -216,3 +216,64 @@ async fn snapshots_are_taken_listed_viewed_and_a_room_is_closed_through_the_api(
     assert_eq!(status, 404);
     server.stop().await;
 }
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes_the_server_registers() {
+    let doc: Value =
+        serde_json::from_str(roomcast_server::http::api::OPENAPI).expect("OpenAPI is JSON");
+    assert_eq!(
+        doc["openapi"].as_str().map(|v| v.starts_with("3.")),
+        Some(true)
+    );
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let mut registered: Vec<(String, String)> = roomcast_server::http::api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    documented.sort();
+    registered.sort();
+    assert_eq!(documented, registered);
+}
+
+#[actix_rt::test]
+async fn every_documented_route_is_served_and_others_are_not() {
+    let config = roomcast_server::Config {
+        admin_token: Some(TOKEN.into()),
+        ..test_config()
+    };
+    let server = start(config).await;
+    for (method, path) in roomcast_server::http::api::ROUTES {
+        let concrete = path
+            .replace("{kind}", "game")
+            .replace("{id}", "arena:x")
+            .replace("{n}", "1");
+        let (status, body) = server
+            .http_request(method, &format!("/api/v1{concrete}"), Some(TOKEN))
+            .await;
+        assert!(
+            !body.contains("no API route"),
+            "{method} {path} is documented but not served ({status}: {body})"
+        );
+    }
+    for (method, path) in [
+        ("PUT", "/api/v1/rooms"),
+        ("GET", "/api/v1/rooms/game/arena:x/other"),
+    ] {
+        let (status, body) = server.http_request(method, path, Some(TOKEN)).await;
+        assert_eq!(status, 404, "{method} {path}");
+        assert!(body.contains("no API route"), "{method} {path}: {body}");
+    }
+    let (status, body) = server
+        .http_request("GET", "/api/v1/openapi.json", None)
+        .await;
+    assert_eq!(status, 200, "the document needs no token");
+    assert!(body.contains("\"openapi\""));
+    server.stop().await;
+}

@@ -72,7 +72,23 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Registers the API routes under `/api/v1`.
+/// The OpenAPI document of this API (served at `/api/v1/openapi.json`).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every API route as (method, path under `/api/v1`); `routes` registers exactly
+/// these, and tests check the OpenAPI document lists exactly these and that each
+/// is served.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/rooms"),
+    ("GET", "/rooms/{kind}/{id}"),
+    ("DELETE", "/rooms/{kind}/{id}"),
+    ("GET", "/rooms/{kind}/{id}/snapshots"),
+    ("POST", "/rooms/{kind}/{id}/snapshots"),
+    ("GET", "/rooms/{kind}/{id}/snapshots/{n}"),
+    ("GET", "/openapi.json"),
+];
+
+/// Registers the API routes under `/api/v1` (the ones in [`ROUTES`]).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
@@ -91,8 +107,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/rooms/{kind}/{id}/snapshots/{n}",
                 web::get().to(view_snapshot),
             )
+            .route("/openapi.json", web::get().to(openapi))
             .default_service(web::to(unknown_route)),
     );
+}
+
+/// The OpenAPI document; public (it describes the API, it reveals nothing).
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
 }
 
 /// Checks the bearer token (constant-time comparison).
