@@ -18,7 +18,7 @@ use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update};
 
-use crate::game::{close_info, open_socket, ClientError, CloseInfo};
+use crate::game::{close_handshake, close_info, open_socket, ClientError, CloseInfo};
 
 /// Something a doc connection received (already applied to the doc/awareness).
 #[derive(Debug, Clone, PartialEq)]
@@ -334,18 +334,7 @@ impl DocConnection {
 
     /// Closes politely (close frame, then waits up to a second for the server's).
     pub async fn close(mut self) -> Result<(), ClientError> {
-        self.ws.close(None).await?;
-        // The handshake is complete once the server's close frame arrives;
-        // waiting for the TCP end as well would cost actix's disconnect timeout.
-        let drain = async {
-            while let Some(Ok(message)) = self.ws.next().await {
-                if message.is_close() {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-        Ok(())
+        close_handshake(&mut self.ws).await
     }
 
     /// Drops the socket without a close handshake.

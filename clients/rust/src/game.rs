@@ -149,6 +149,24 @@ enum ResyncState {
     Requested,
 }
 
+/// Sends a close frame and reads until the server's close frame (at most
+/// [`CLOSE_HANDSHAKE_WAIT`]): the handshake is complete then, and waiting for the
+/// TCP end as well would cost the server's disconnect timeout.
+pub(crate) async fn close_handshake(
+    ws: &mut WebSocketStream<TcpStream>,
+) -> Result<(), ClientError> {
+    ws.close(None).await?;
+    let drain = async {
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, drain).await;
+    Ok(())
+}
+
 /// Splits `ws://host:port[/...]` into the `host:port` to connect to.
 fn authority(base: &str) -> Result<String, ClientError> {
     let rest = base
@@ -431,18 +449,7 @@ impl GameConnection {
     /// Closes politely: sends a close frame, then reads until the server's close
     /// arrives (at most one second), so nothing sent before is lost to a reset.
     pub async fn close(mut self) -> Result<(), ClientError> {
-        self.ws.close(None).await?;
-        // The handshake is complete once the server's close frame arrives;
-        // waiting for the TCP end as well would cost actix's disconnect timeout.
-        let drain = async {
-            while let Some(Ok(message)) = self.ws.next().await {
-                if message.is_close() {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, drain).await;
-        Ok(())
+        close_handshake(&mut self.ws).await
     }
 
     /// Sends `Leave` and waits (at most one second) for the server's close: the

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::room::messages::{DescribeDoc, DescribeRoom, InspectDoc, StopRoom, TakeSnapshot};
+use crate::room::messages::{DescribeDoc, DescribeRoom, InspectDoc};
+use crate::room::registry::RoomEntry;
 use crate::room::{RoomKey, RoomName};
 
 /// Most rooms one page lists.
@@ -212,6 +213,15 @@ fn parse_key(kind: &str, id: &str) -> Result<RoomKey, ApiError> {
     }
 }
 
+/// The live room `{kind}/{id}`, or 400/404.
+fn live_room(state: &AppState, kind: &str, id: &str) -> Result<RoomEntry, ApiError> {
+    let key = parse_key(kind, id)?;
+    state
+        .registry
+        .get(&key)
+        .ok_or_else(|| ApiError::NotFound(format!("no live room {kind}/{id}")))
+}
+
 async fn list_rooms(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -274,11 +284,7 @@ async fn room_detail(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let (kind, id) = path.into_inner();
-    let key = parse_key(&kind, &id)?;
-    let entry = state
-        .registry
-        .get(&key)
-        .ok_or_else(|| ApiError::NotFound(format!("no live room {kind}/{id}")))?;
+    let entry = live_room(&state, &kind, &id)?;
     let gone = |_| ApiError::Unavailable(format!("room {kind}/{id} stopped while answering"));
     let mut body = json!({
         "id": room_id(&entry.key),
@@ -390,23 +396,14 @@ async fn take_snapshot(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let (kind, id) = path.into_inner();
-    let key = parse_key(&kind, &id)?;
     store(&state)?;
-    let entry = state
-        .registry
-        .get(&key)
-        .ok_or_else(|| ApiError::NotFound(format!("no live room {kind}/{id}")))?;
-    let answer = if let Some(addr) = entry.addr.game() {
-        addr.send(TakeSnapshot).await
-    } else if let Some(addr) = entry.addr.doc() {
-        addr.send(TakeSnapshot).await
-    } else {
-        return Err(ApiError::NotFound(format!("no live room {kind}/{id}")));
-    };
-    let meta = answer
-        .map_err(|_| ApiError::Unavailable(format!("room {kind}/{id} stopped while answering")))?
+    let entry = live_room(&state, &kind, &id)?;
+    let meta = entry
+        .addr
+        .take_snapshot()
+        .await
         .map_err(ApiError::Unavailable)?;
-    Ok(HttpResponse::Created().json(json!({ "id": room_id(&key), "snapshot": meta })))
+    Ok(HttpResponse::Created().json(json!({ "id": room_id(&entry.key), "snapshot": meta })))
 }
 
 async fn close_room(
@@ -416,16 +413,8 @@ async fn close_room(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let (kind, id) = path.into_inner();
-    let key = parse_key(&kind, &id)?;
-    let entry = state
-        .registry
-        .get(&key)
-        .ok_or_else(|| ApiError::NotFound(format!("no live room {kind}/{id}")))?;
+    let entry = live_room(&state, &kind, &id)?;
     // The room snapshots (game) or compacts (doc), then closes its members with 1001.
-    if let Some(addr) = entry.addr.game() {
-        let _ = addr.send(StopRoom).await;
-    } else if let Some(addr) = entry.addr.doc() {
-        let _ = addr.send(StopRoom).await;
-    }
-    Ok(HttpResponse::Ok().json(json!({ "id": room_id(&key), "closed": true })))
+    entry.addr.stop().await;
+    Ok(HttpResponse::Ok().json(json!({ "id": room_id(&entry.key), "closed": true })))
 }

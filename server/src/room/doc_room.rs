@@ -845,36 +845,12 @@ impl Handler<LeaveDoc> for DocRoom {
     }
 }
 
-impl Handler<InspectDoc> for DocRoom {
-    type Result = actix::MessageResult<InspectDoc>;
-
-    fn handle(&mut self, _msg: InspectDoc, _ctx: &mut Context<Self>) -> Self::Result {
+impl DocRoom {
+    /// The room's figures, without encoding the document.
+    fn summary(&self) -> DocRoomSummary {
         let mut members: Vec<ConnId> = self.members.keys().copied().collect();
         members.sort_unstable();
-        actix::MessageResult(DocRoomInfo {
-            name: self.key.room().to_owned(),
-            members,
-            doc_bytes: self.state.size(),
-            updates_applied: self.updates_applied,
-            awareness_clients: self
-                .state
-                .awareness
-                .iter()
-                .filter(|(_, s)| s.data.is_some())
-                .count(),
-            content: self.state.to_json(),
-            state_update: self.state.encode_whole(),
-        })
-    }
-}
-
-impl Handler<DescribeDoc> for DocRoom {
-    type Result = actix::MessageResult<DescribeDoc>;
-
-    fn handle(&mut self, _msg: DescribeDoc, _ctx: &mut Context<Self>) -> Self::Result {
-        let mut members: Vec<ConnId> = self.members.keys().copied().collect();
-        members.sort_unstable();
-        actix::MessageResult(DocRoomSummary {
+        DocRoomSummary {
             name: self.key.room().to_owned(),
             members,
             doc_bytes: self.state.size(),
@@ -886,7 +862,32 @@ impl Handler<DescribeDoc> for DocRoom {
                 .filter(|(_, s)| s.data.is_some())
                 .count(),
             pending_updates: self.pending.len(),
+        }
+    }
+}
+
+impl Handler<InspectDoc> for DocRoom {
+    type Result = actix::MessageResult<InspectDoc>;
+
+    fn handle(&mut self, _msg: InspectDoc, _ctx: &mut Context<Self>) -> Self::Result {
+        let summary = self.summary();
+        actix::MessageResult(DocRoomInfo {
+            name: summary.name,
+            members: summary.members,
+            doc_bytes: summary.doc_bytes,
+            updates_applied: summary.updates_applied,
+            awareness_clients: summary.awareness_clients,
+            content: self.state.to_json(),
+            state_update: self.state.encode_whole(),
         })
+    }
+}
+
+impl Handler<DescribeDoc> for DocRoom {
+    type Result = actix::MessageResult<DescribeDoc>;
+
+    fn handle(&mut self, _msg: DescribeDoc, _ctx: &mut Context<Self>) -> Self::Result {
+        actix::MessageResult(self.summary())
     }
 }
 

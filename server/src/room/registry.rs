@@ -16,11 +16,12 @@ use tracing::info;
 use super::{
     doc_room::{DocRoom, DocSettings},
     game_room::GameRoom,
-    messages::StopRoom,
+    messages::{StopRoom, TakeSnapshot},
     RoomId, RoomName,
 };
 use crate::game::GameEntry;
 use crate::persist::Persistence;
+use crate::store::SnapshotMeta;
 
 /// Identifies a room across kinds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -119,8 +120,17 @@ impl RoomAddr {
         }
     }
 
-    /// Asks the room to stop, and waits until it has taken the request.
-    async fn stop(&self) {
+    /// Takes a snapshot now; `Err` with a reason if the room cannot or stopped.
+    pub async fn take_snapshot(&self) -> Result<SnapshotMeta, String> {
+        let answer = match self {
+            RoomAddr::Game(a) => a.send(TakeSnapshot).await,
+            RoomAddr::Doc(a) => a.send(TakeSnapshot).await,
+        };
+        answer.map_err(|_| "the room stopped while answering".to_owned())?
+    }
+
+    /// Asks the room to stop (it snapshots first), and waits until it has.
+    pub async fn stop(&self) {
         match self {
             RoomAddr::Game(a) => {
                 let _ = a.send(StopRoom).await;
