@@ -166,6 +166,12 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Serve the operator surface (`/metrics`, `/api/v1`, `/dashboard`) on this
+    /// address instead of the main one, e.g. `127.0.0.1:9090` to keep it off the
+    /// public interface. Unset: everything is served on `--bind`.
+    #[arg(long, env = "ROOMCAST_ADMIN_BIND")]
+    pub admin_bind: Option<SocketAddr>,
+
     /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -6,7 +6,9 @@
 //! figures live in the rooms and are served by the admin API instead.
 //! Durations are seconds, sizes bytes, as the names say.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -128,9 +130,11 @@ impl ConnectionMetrics {
 #[derive(Clone)]
 pub struct RoomMetrics {
     /// Frames queued to members.
-    pub messages_out: metrics::Counter,
+    messages_out: metrics::Counter,
     /// Bytes queued to members.
-    pub bytes_out: metrics::Counter,
+    bytes_out: metrics::Counter,
+    /// This room's own total of bytes queued (for its bytes/s figure).
+    room_bytes_out: Arc<AtomicU64>,
     /// Frames skipped for lagging members.
     pub outbox_drops: metrics::Counter,
     /// Members dropped for lagging too long.
@@ -145,6 +149,7 @@ impl RoomMetrics {
         Self {
             messages_out: metrics::counter!(MESSAGES_OUT, "kind" => kind),
             bytes_out: metrics::counter!(BYTES_OUT, "kind" => kind),
+            room_bytes_out: Arc::default(),
             outbox_drops: metrics::counter!(OUTBOX_DROPS, "kind" => kind),
             lagging_disconnects: metrics::counter!(LAGGING_DISCONNECTS, "kind" => kind),
             members: metrics::histogram!(ROOM_MEMBERS, "kind" => kind),
@@ -163,10 +168,59 @@ impl RoomMetrics {
 
     /// Counts `n` frames of `len` bytes queued.
     pub fn sent(&self, n: u64, len: usize) {
-        if n > 0 {
-            self.messages_out.increment(n);
-            self.bytes_out.increment(n * len as u64);
+        self.sent_total(n, n * len as u64);
+    }
+
+    /// Counts `frames` frames of `bytes` bytes in all queued.
+    pub fn sent_total(&self, frames: u64, bytes: u64) {
+        if frames > 0 {
+            self.messages_out.increment(frames);
+            self.bytes_out.increment(bytes);
+            self.room_bytes_out.fetch_add(bytes, Ordering::Relaxed);
         }
+    }
+
+    /// Bytes this room has queued to its members so far.
+    pub fn room_bytes_out(&self) -> u64 {
+        self.room_bytes_out.load(Ordering::Relaxed)
+    }
+}
+
+/// A rate over a growing total (bytes out of one room), sampled about once a
+/// second by its owner: the figure is the rate over the last complete window.
+#[derive(Debug, Clone)]
+pub struct RateMeter {
+    /// When the current window started, and the total then.
+    window_start: (Instant, u64),
+    /// Per second over the last complete window.
+    rate: f64,
+}
+
+impl RateMeter {
+    /// Shortest window a rate is computed over.
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    /// A meter starting at `total`.
+    pub fn new(now: Instant, total: u64) -> Self {
+        Self {
+            window_start: (now, total),
+            rate: 0.0,
+        }
+    }
+
+    /// Closes the window if it is at least a second old.
+    pub fn sample(&mut self, now: Instant, total: u64) {
+        let (start, start_total) = self.window_start;
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= Self::WINDOW {
+            self.rate = total.saturating_sub(start_total) as f64 / elapsed.as_secs_f64();
+            self.window_start = (now, total);
+        }
+    }
+
+    /// Per second over the last complete window.
+    pub fn per_sec(&self) -> f64 {
+        self.rate
     }
 }
 

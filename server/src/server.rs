@@ -42,6 +42,8 @@ pub struct Server {
     games: GameCatalog,
     /// Created in [`Server::run`]; exposed to embedders and tests.
     registry: Option<Arc<RoomRegistry>>,
+    /// Where the operator surface is served, when not on the main listener.
+    admin_listener: Option<TcpListener>,
 }
 
 impl Server {
@@ -51,7 +53,16 @@ impl Server {
             config,
             games: GameCatalog::with_builtin_games(),
             registry: None,
+            admin_listener: None,
         }
+    }
+
+    /// Serves the operator surface (`/metrics`, `/api/v1`, `/dashboard`) on
+    /// `listener` instead of the main one (what `--admin-bind` does, for a
+    /// listener the caller bound itself).
+    pub fn set_admin_listener(&mut self, listener: TcpListener) -> &mut Self {
+        self.admin_listener = Some(listener);
+        self
     }
 
     /// Registers an extra game under `name` (its default settings apply; the
@@ -120,18 +131,61 @@ impl Server {
             shutdown.clone(),
             sessions.clone(),
         ));
-        let http =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-                .workers(self.config.http_worker_count())
-                .disable_signals()
-                // Real-time frames are small: never let Nagle hold one back waiting
-                // for the peer's delayed ACK (that cost ~40 ms at the tail).
-                .tcp_nodelay(true)
-                .shutdown_timeout(self.config.shutdown_timeout.as_secs().max(1))
-                .listen(listener)?
-                .run();
+        let admin_listener = match (self.admin_listener.take(), self.config.admin_bind) {
+            (Some(listener), _) => Some(listener),
+            (None, Some(addr)) => {
+                let listener = TcpListener::bind(addr).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("cannot listen on {addr} (admin): {e}"))
+                })?;
+                listener.set_nonblocking(true)?;
+                Some(listener)
+            }
+            (None, None) => None,
+        };
+        let separate_admin = admin_listener.is_some();
+        let app_state = state.clone();
+        let http = HttpServer::new(move || {
+            let app = App::new().app_data(app_state.clone());
+            if separate_admin {
+                app.configure(http::public_routes)
+            } else {
+                app.configure(http::routes)
+            }
+        })
+        .workers(self.config.http_worker_count())
+        .disable_signals()
+        // Real-time frames are small: never let Nagle hold one back waiting
+        // for the peer's delayed ACK (that cost ~40 ms at the tail).
+        .tcp_nodelay(true)
+        .shutdown_timeout(self.config.shutdown_timeout.as_secs().max(1))
+        .listen(listener)?
+        .run();
         let handle = http.handle();
         info!(%addr, games = ?self.games.names(), room_threads = registry.arbiter_count(), "roomcast listening");
+        let admin = match admin_listener {
+            Some(listener) => {
+                let admin_addr = listener.local_addr()?;
+                let admin_state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(admin_state.clone())
+                        .configure(http::operator_routes)
+                        .configure(http::probe_routes)
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener)?
+                .run();
+                info!(addr = %admin_addr, "operator surface (metrics, admin API, dashboard) listening");
+                let admin_handle = server.handle();
+                Some((admin_handle, actix_web::rt::spawn(server)))
+            }
+            None => None,
+        };
+        // The HTTP servers hold the only other handles: once they stop, the
+        // persistence writers can drain.
+        drop(state);
         let http_task = actix_web::rt::spawn(http);
         // Histograms need periodic upkeep when the recorder is not the exporter's
         // own HTTP listener.
@@ -160,6 +214,10 @@ impl Server {
         upkeep.abort();
         handle.stop(true).await;
         let _ = http_task.await;
+        if let Some((admin_handle, admin_task)) = admin {
+            admin_handle.stop(true).await;
+            let _ = admin_task.await;
+        }
         if let Some((persistence, drained)) = persistence {
             // Every room has flushed; once the last handle is gone the writers drain.
             registry.clear_persistence();

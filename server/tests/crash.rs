@@ -27,6 +27,8 @@ const WRITE_SLACK_TICKS: u64 = 5;
 struct ServerProcess {
     child: Child,
     url: String,
+    /// The log reader; yields the warnings the server logged once it exits.
+    log: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -56,11 +58,15 @@ impl ServerProcess {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
+        let log = std::thread::spawn(move || {
+            let mut warnings = Vec::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let Ok(rec) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
+                if rec["level"] == "WARN" || rec["level"] == "ERROR" {
+                    warnings.push(line.clone());
+                }
                 if rec["fields"]["message"] == "roomcast listening" {
                     let _ = tx.send(
                         rec["fields"]["addr"]
@@ -70,11 +76,13 @@ impl ServerProcess {
                     );
                 }
             }
+            warnings
         });
         let addr = rx.recv_timeout(WAIT).expect("roomcast reports its address");
         Self {
             child,
             url: format!("ws://{addr}"),
+            log: Some(log),
         }
     }
 
@@ -84,7 +92,8 @@ impl ServerProcess {
         self.child.wait().expect("reap roomcast");
     }
 
-    /// SIGTERM; the server must flush and exit 0 within a bounded time.
+    /// SIGTERM; the server must flush and exit 0 within a bounded time, with every
+    /// connection closed and both persistence writers drained in time.
     fn stop(mut self) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -100,6 +109,13 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "graceful shutdown exits 0, got {status}");
+        let warnings = self
+            .log
+            .take()
+            .map(|l| l.join().unwrap())
+            .unwrap_or_default();
+        let unclean: Vec<_> = warnings.iter().filter(|w| w.contains("in time")).collect();
+        assert!(unclean.is_empty(), "shutdown was not clean: {unclean:#?}");
     }
 }
 

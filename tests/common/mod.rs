@@ -37,6 +37,37 @@ pub fn test_config() -> Config {
     }
 }
 
+/// A test config persisting into the fresh database `db`.
+pub fn persistent_config(db: &roomcast_server::store::testing::TestDatabase) -> Config {
+    let store = db.config();
+    Config {
+        persistence: "on".into(),
+        database_url: store.url.clone(),
+        data_dir: store.data_dir.clone(),
+        ..test_config()
+    }
+}
+
+/// For each named `async fn name(db: TestDatabase)`, a module `name` with one test
+/// per store kind (`postgres`, `sqlite`), each on a fresh database.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_rt::test]
+            async fn postgres() {
+                let db = roomcast_server::store::testing::TestDatabase::postgres().await.expect("fresh postgres database");
+                super::$name(db).await;
+            }
+            #[actix_rt::test]
+            async fn sqlite() {
+                let db = roomcast_server::store::testing::TestDatabase::sqlite().expect("fresh sqlite directory");
+                super::$name(db).await;
+            }
+        }
+    )*};
+}
+
 /// Starts a server with `config`; `setup` may register extra games.
 pub async fn start_with(config: Config, setup: impl FnOnce(&mut Server)) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
@@ -212,35 +243,60 @@ impl TestServer {
         path: &str,
         token: Option<&str>,
     ) -> (u16, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let host = self.http_url.trim_start_matches("http://").to_owned();
-        let mut stream = tokio::net::TcpStream::connect(&host)
-            .await
-            .expect("connect for HTTP");
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let request =
-            format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("send HTTP request");
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .expect("read HTTP response");
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        self.http_request_with_body(method, path, token, "").await
     }
+
+    /// `method path` with a JSON body and an optional bearer token: (status, body).
+    pub async fn http_request_with_body(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, String) {
+        let host = self.http_url.trim_start_matches("http://");
+        http_request(host, method, path, token, body).await
+    }
+}
+
+/// `method path` to `host` (`127.0.0.1:PORT`) over a plain HTTP/1.1 connection,
+/// with a JSON body and an optional bearer token: (status, body).
+pub async fn http_request(
+    host: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connect for HTTP");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send HTTP request");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("read HTTP response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

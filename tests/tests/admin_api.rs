@@ -102,10 +102,27 @@ async fn the_api_lists_and_inspects_live_rooms_behind_its_token() {
     assert_eq!(room["members"].as_array().unwrap().len(), 2);
     let player = &room["state"]["players"][id.to_string()];
     assert_eq!(player["last_input"], 1, "{room}");
+    // Per-room figures: bytes/s out, and each member's measured round trip
+    // (the client answers the server's heartbeat pings while it reads).
+    let _ = a.wait_until(Duration::from_millis(1500), |_| false).await;
+    let (_, room) = get(&server, "/api/v1/rooms/game/arena:lobby").await;
+    assert!(room["bytes_out_per_sec"].as_f64().unwrap() > 0.0, "{room}");
+    let me = room["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["player"] == id)
+        .unwrap();
+    assert!(
+        me["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{me}"
+    );
     let (status, doc_room) = get(&server, "/api/v1/rooms/doc/notes").await;
     assert_eq!(status, 200);
     assert_eq!(doc_room["members"].as_array().unwrap().len(), 1);
     assert!(doc_room["doc_bytes"].as_u64().unwrap() > 0);
+    // The server never declared "t": its kind is read off its content.
+    assert_eq!(doc_room["state"]["t"], "hello", "{doc_room}");
 
     // Errors are JSON with the right status.
     let (status, err) = get(&server, "/api/v1/rooms/game/arena:nowhere").await;
@@ -200,8 +217,14 @@ async fn snapshots_are_taken_listed_viewed_and_a_room_is_closed_through_the_api(
     // Doc rooms too.
     let (status, taken) = call(&server, "POST", "/api/v1/rooms/doc/ops/snapshots").await;
     assert_eq!(status, 201, "{taken}");
+    let doc_snapshot = taken["snapshot"]["id"].as_i64().unwrap();
     let (_, list) = call(&server, "GET", "/api/v1/rooms/doc/ops/snapshots").await;
     assert!(!list["snapshots"].as_array().unwrap().is_empty());
+    let (_, rooms) = call(&server, "GET", "/api/v1/rooms?kind=doc").await;
+    assert_eq!(
+        rooms["rooms"][0]["last_snapshot"]["id"], doc_snapshot,
+        "{rooms}"
+    );
 
     // Closing a room: snapshot, then members are closed with 1001.
     let (status, closed) = call(&server, "DELETE", "/api/v1/rooms/game/counter:ops").await;
@@ -275,5 +298,42 @@ async fn every_documented_route_is_served_and_others_are_not() {
         .await;
     assert_eq!(status, 200, "the document needs no token");
     assert!(body.contains("\"openapi\""));
+    server.stop().await;
+}
+
+#[actix_rt::test]
+async fn with_an_admin_port_the_operator_surface_moves_there() {
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    admin.set_nonblocking(true).unwrap();
+    let admin_host = admin.local_addr().unwrap().to_string();
+    let config = roomcast_server::Config {
+        admin_token: Some(TOKEN.into()),
+        ..test_config()
+    };
+    let server = roomcast_e2e::start_with(config, move |s| {
+        s.set_admin_listener(admin);
+    })
+    .await;
+    let _player = server.join("arena", "ops").await;
+    let on_admin = |path: &'static str| {
+        let host = admin_host.clone();
+        async move { roomcast_e2e::http_request(&host, "GET", path, Some(TOKEN), "").await }
+    };
+    // The operator surface is on the admin port...
+    let (status, metrics) = on_admin("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("roomcast_connections_open"), "{metrics}");
+    let (status, rooms) = on_admin("/api/v1/rooms").await;
+    assert_eq!(status, 200);
+    assert!(rooms.contains("arena:ops"), "{rooms}");
+    assert_eq!(on_admin("/dashboard").await.0, 200);
+    assert_eq!(on_admin("/readyz").await.0, 200);
+    // ...and nowhere else; clients keep theirs.
+    for path in ["/metrics", "/api/v1/rooms", "/dashboard"] {
+        let (status, _) = server.http_get_with_token(path, Some(TOKEN)).await;
+        assert_eq!(status, 404, "{path} on the main port");
+    }
+    assert_eq!(server.http_get("/healthz").await.0, 200);
+    assert_eq!(on_admin("/game/arena/ops").await.0, 404);
     server.stop().await;
 }

@@ -92,7 +92,7 @@ async fn a_late_joiner_receives_a_megabyte_document_through_sync_step_2() {
         .await
         .unwrap();
     eventually(WAIT, "server holds the megabyte", || async {
-        (server.inspect_doc("big").await?.doc_bytes >= 1_000_000).then_some(())
+        (server.inspect_doc("big").await?.summary.doc_bytes >= 1_000_000).then_some(())
     })
     .await;
     let late = server.join_doc("big").await;
@@ -399,7 +399,7 @@ async fn doc_names_are_checked_query_parameters_ignored_and_idle_docs_evicted() 
         .await
         .unwrap();
     let info = server.inspect_doc("named").await.unwrap();
-    assert_eq!(info.members.len(), 2);
+    assert_eq!(info.summary.members.len(), 2);
 
     plain.close().await.unwrap();
     with_query.close().await.unwrap();

@@ -5,31 +5,13 @@
 use std::time::Duration;
 
 use roomcast_client::{ConnectOptions, DocOptions};
-use roomcast_e2e::{eventually, start, test_config};
+use roomcast_e2e::{eventually, on_both_stores, persistent_config, start};
 use roomcast_protocol::games::counter::{CounterInput, CounterScore, TOTAL_ENTITY};
 use roomcast_server::store::testing::TestDatabase;
 use roomcast_server::Config;
 use yrs::{GetString, Text, Transact, WriteTxn};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// Runs `$body(TestDatabase)` once per store kind.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_rt::test]
-            async fn postgres() {
-                let db = roomcast_server::store::testing::TestDatabase::postgres().await.expect("fresh postgres database");
-                super::$name(db).await;
-            }
-            #[actix_rt::test]
-            async fn sqlite() {
-                let db = roomcast_server::store::testing::TestDatabase::sqlite().expect("fresh sqlite directory");
-                super::$name(db).await;
-            }
-        }
-    )*};
-}
 
 on_both_stores!(
     an_evicted_game_room_resumes_from_its_snapshot,
@@ -38,17 +20,6 @@ on_both_stores!(
     compaction_keeps_the_content_and_shortens_the_log,
     the_database_going_away_stops_nothing_and_loses_nothing_acknowledged,
 );
-
-/// A test config persisting into `db`.
-fn persistent_config(db: &TestDatabase) -> Config {
-    let store = db.config();
-    Config {
-        persistence: "on".into(),
-        database_url: store.url.clone(),
-        data_dir: store.data_dir.clone(),
-        ..test_config()
-    }
-}
 
 fn total(m: &roomcast_client::Mirror) -> Option<i64> {
     m.entity::<CounterScore>(TOTAL_ENTITY)

@@ -13,7 +13,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::room::messages::{DescribeDoc, DescribeRoom, InspectDoc};
+use crate::room::messages::{
+    DescribeDoc, DescribeRoom, DocRoomSummary, GameRoomInfo, InspectDoc, RestoreDocSnapshot,
+    RestoreGameSnapshot, RestoreRefused,
+};
 use crate::room::registry::RoomEntry;
 use crate::room::{RoomKey, RoomName};
 
@@ -38,6 +41,9 @@ pub enum ApiError {
     /// Malformed request.
     #[error("{0}")]
     BadRequest(String),
+    /// The request conflicts with the room's current state.
+    #[error("{0}")]
+    Conflict(String),
     /// The room did not answer.
     #[error("{0}")]
     Unavailable(String),
@@ -51,6 +57,7 @@ impl ApiError {
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
@@ -63,6 +70,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -86,6 +94,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/rooms/{kind}/{id}/snapshots"),
     ("POST", "/rooms/{kind}/{id}/snapshots"),
     ("GET", "/rooms/{kind}/{id}/snapshots/{n}"),
+    ("POST", "/rooms/{kind}/{id}/restore"),
     ("GET", "/openapi.json"),
 ];
 
@@ -108,6 +117,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/rooms/{kind}/{id}/snapshots/{n}",
                 web::get().to(view_snapshot),
             )
+            .route("/rooms/{kind}/{id}/restore", web::post().to(restore))
             .route("/openapi.json", web::get().to(openapi))
             .default_service(web::to(unknown_route)),
     );
@@ -222,6 +232,47 @@ fn live_room(state: &AppState, kind: &str, id: &str) -> Result<RoomEntry, ApiErr
         .ok_or_else(|| ApiError::NotFound(format!("no live room {kind}/{id}")))
 }
 
+/// The figures of a game room that listings and the detail view share.
+fn game_figures(room: &mut serde_json::Value, info: &GameRoomInfo) {
+    room["tick"] = json!(info.tick);
+    room["tick_rate_hz"] = json!(info.tick_rate_hz);
+    room["tick_p50_ms"] = json!(info.timing.duration_p50_us as f64 / 1000.0);
+    room["tick_p99_ms"] = json!(info.timing.duration_p99_us as f64 / 1000.0);
+    room["failed"] = json!(info.failed);
+    room["bytes_out_per_sec"] = json!(info.bytes_out_per_sec.round());
+    room["last_snapshot"] = json!(info.last_snapshot);
+}
+
+/// The figures of a doc room that listings and the detail view share.
+fn doc_figures(room: &mut serde_json::Value, info: &DocRoomSummary) {
+    room["doc_bytes"] = json!(info.doc_bytes);
+    room["updates_applied"] = json!(info.updates_applied);
+    room["bytes_out_per_sec"] = json!(info.bytes_out_per_sec.round());
+    room["last_snapshot"] = json!(info.last_snapshot);
+}
+
+/// Figures every room view shows, from the room's cheap description
+/// (`None` when the room stopped while answering).
+async fn room_figures(entry: &RoomEntry) -> Option<serde_json::Value> {
+    let mut room = json!({
+        "id": room_id(&entry.key),
+        "kind": entry.key.kind(),
+        "game": if entry.key.game().is_empty() { serde_json::Value::Null } else { json!(entry.key.game()) },
+        "name": entry.key.room(),
+        "created_at_ms": unix_millis(entry.created_at),
+    });
+    if let Some(addr) = entry.addr.game() {
+        let info = addr.send(DescribeRoom::default()).await.ok()?;
+        game_figures(&mut room, &info);
+        room["members"] = json!(info.members.len());
+    } else if let Some(addr) = entry.addr.doc() {
+        let info = addr.send(DescribeDoc).await.ok()?;
+        doc_figures(&mut room, &info);
+        room["members"] = json!(info.members.len());
+    }
+    Some(room)
+}
+
 async fn list_rooms(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -246,33 +297,17 @@ async fn list_rooms(
         .filter(|r| query.game.as_deref().is_none_or(|g| r.key.game() == g))
         .collect();
     let total = matching.len();
-    let mut rooms = Vec::new();
-    for entry in matching.into_iter().skip(query.offset).take(limit) {
-        let mut room = json!({
-            "id": room_id(&entry.key),
-            "kind": entry.key.kind(),
-            "game": if entry.key.game().is_empty() { serde_json::Value::Null } else { json!(entry.key.game()) },
-            "name": entry.key.room(),
-            "created_at_ms": unix_millis(entry.created_at),
-        });
-        if let Some(addr) = entry.addr.game() {
-            if let Ok(info) = addr.send(DescribeRoom::default()).await {
-                room["members"] = json!(info.members.len());
-                room["tick"] = json!(info.tick);
-                room["tick_rate_hz"] = json!(info.tick_rate_hz);
-                room["tick_p50_ms"] = json!(info.timing.duration_p50_us as f64 / 1000.0);
-                room["tick_p99_ms"] = json!(info.timing.duration_p99_us as f64 / 1000.0);
-                room["failed"] = json!(info.failed);
-            }
-        } else if let Some(addr) = entry.addr.doc() {
-            if let Ok(info) = addr.send(DescribeDoc).await {
-                room["members"] = json!(info.members.len());
-                room["doc_bytes"] = json!(info.doc_bytes);
-                room["updates_applied"] = json!(info.updates_applied);
-            }
-        }
-        rooms.push(room);
-    }
+    let page: Vec<_> = matching
+        .into_iter()
+        .skip(query.offset)
+        .take(limit)
+        .collect();
+    // Rooms live on several arbiters: ask them all at once.
+    let rooms: Vec<_> = futures_util::future::join_all(page.iter().map(room_figures))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(HttpResponse::Ok()
         .json(json!({ "total": total, "offset": query.offset, "limit": limit, "rooms": rooms })))
 }
@@ -297,23 +332,100 @@ async fn room_detail(
             .send(DescribeRoom { with_state: true })
             .await
             .map_err(gone)?;
+        game_figures(&mut body, &info);
         body["game"] = json!(info.game);
-        body["tick"] = json!(info.tick);
-        body["tick_rate_hz"] = json!(info.tick_rate_hz);
         body["timing"] = json!(info.timing);
         body["members"] = json!(info.members);
         body["away_players"] = json!(info.away_players);
-        body["failed"] = json!(info.failed);
         body["state"] = info.state.unwrap_or(serde_json::Value::Null);
     } else if let Some(addr) = entry.addr.doc() {
         let info = addr.send(InspectDoc).await.map_err(gone)?;
-        body["members"] = json!(info.members);
-        body["doc_bytes"] = json!(info.doc_bytes);
-        body["updates_applied"] = json!(info.updates_applied);
-        body["awareness_clients"] = json!(info.awareness_clients);
+        doc_figures(&mut body, &info.summary);
+        body["game"] = serde_json::Value::Null;
+        body["members"] = json!(info.summary.members);
+        body["awareness_clients"] = json!(info.summary.awareness_clients);
+        body["pending_updates"] = json!(info.summary.pending_updates);
         body["state"] = info.content;
     }
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// Parses a snapshot number from a path segment.
+fn snapshot_number(n: &str) -> Result<i64, ApiError> {
+    n.parse()
+        .map_err(|_| ApiError::BadRequest(format!("snapshot number {n:?} is not a number")))
+}
+
+/// Body of `POST …/restore`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreRequest {
+    /// The snapshot to restore (its id, as listed by `GET …/snapshots`).
+    snapshot: i64,
+}
+
+/// Restores a room to one of its stored snapshots. The room is started (and its
+/// latest snapshot loaded) if it is not live, so an evicted room can be restored
+/// too. A game room resets at its next tick and members get a full snapshot; a
+/// doc room gets a new update, relayed to every member once stored.
+async fn restore(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let (kind, id) = path.into_inner();
+    let key = parse_key(&kind, &id)?;
+    let request: RestoreRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be JSON like {{\"snapshot\": 3}}: {e}"
+        ))
+    })?;
+    let n = request.snapshot;
+    let store = store(&state)?;
+    let missing = || ApiError::NotFound(format!("no snapshot {n} of {kind}/{id}"));
+    let refused = |e: RestoreRefused| match e {
+        RestoreRefused::Conflict(m) => ApiError::Conflict(m),
+        RestoreRefused::Unavailable(m) => ApiError::Unavailable(m),
+    };
+    let gone = |_| ApiError::Unavailable(format!("room {kind}/{id} stopped while restoring"));
+    let restored = match &key {
+        RoomKey::Game { game, room } => {
+            let entry = state
+                .games
+                .get(game)
+                .ok_or_else(|| ApiError::NotFound(format!("unknown game {game:?}")))?;
+            let snapshot = store
+                .game_snapshot(game, room.as_str(), n)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(missing)?;
+            let addr = state.registry.game_room(entry, room);
+            addr.send(RestoreGameSnapshot { snapshot })
+                .await
+                .map_err(gone)?
+                .map_err(refused)?
+        }
+        RoomKey::Doc { name } => {
+            let snapshot = store
+                .doc_snapshot(name.as_str(), n)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(missing)?;
+            let addr = state.registry.doc_room(name, &state.doc_settings());
+            addr.send(RestoreDocSnapshot { snapshot })
+                .await
+                .map_err(gone)?
+                .map_err(refused)?
+        }
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "id": room_id(&key),
+        "kind": key.kind(),
+        "restored_from": n,
+        "at": restored.at,
+    })))
 }
 
 /// The store, or 503 when persistence is off.
@@ -355,9 +467,7 @@ async fn view_snapshot(
     authorize(&req, &state)?;
     let (kind, id, n) = path.into_inner();
     let key = parse_key(&kind, &id)?;
-    let n: i64 = n
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("snapshot number {n:?} is not a number")))?;
+    let n = snapshot_number(&n)?;
     let store = store(&state)?;
     let missing = || ApiError::NotFound(format!("no snapshot {n} of {kind}/{id}"));
     let body = match &key {

@@ -3,6 +3,7 @@
 //! a session task.
 
 pub mod api;
+mod dashboard;
 mod doc_ws;
 mod game_ws;
 
@@ -127,14 +128,29 @@ impl AppState {
     }
 }
 
-/// Registers every route.
+/// Registers every route: what clients use and the operator surface, on one port.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(public_routes).configure(operator_routes);
+}
+
+/// What clients use: the WebSocket endpoints and the health probes.
+pub fn public_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/game/{game}/{room}", web::get().to(game_ws::upgrade))
         .route("/doc/{name}", web::get().to(doc_ws::upgrade))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
-        .configure(api::routes);
+        .configure(probe_routes);
+}
+
+/// The health probes (served on the admin port too, when there is one).
+pub fn probe_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+/// The operator surface: metrics, the admin API and the dashboard.
+pub fn operator_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics))
+        .configure(api::routes)
+        .configure(dashboard::routes);
 }
 
 /// Prometheus text exposition of every roomcast metric.

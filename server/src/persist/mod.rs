@@ -17,12 +17,13 @@ pub mod doc_log;
 pub mod snapshots;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tracing::warn;
 
-use crate::store::{Store, StoreError};
+use crate::store::{SnapshotMeta, Store, StoreError};
 
 /// Settings of the persistence tasks.
 #[derive(Debug, Clone)]
@@ -96,6 +97,46 @@ where
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A room's most recent stored snapshot (game snapshot or doc compaction), as
+/// its room last heard: what operators see in room listings without a query per
+/// room. Shared with the futures that wait on the writers.
+#[derive(Debug, Clone, Default)]
+pub struct LastSnapshot(Arc<Mutex<Option<SnapshotMeta>>>);
+
+impl LastSnapshot {
+    /// Records a stored snapshot (an older one than the latest known is ignored).
+    pub fn record(&self, meta: &SnapshotMeta) {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_ref().is_none_or(|l| l.id <= meta.id) {
+            *last = Some(meta.clone());
+        }
+    }
+
+    /// The latest stored snapshot, if any.
+    pub fn get(&self) -> Option<SnapshotMeta> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits for a writer's answer, records the snapshot if it was stored, and
+    /// returns the outcome (as a message on failure).
+    pub fn watch(
+        &self,
+        answer: oneshot::Receiver<Result<SnapshotMeta, StoreError>>,
+    ) -> impl Future<Output = Result<SnapshotMeta, String>> + 'static {
+        let this = self.clone();
+        async move {
+            match answer.await {
+                Ok(Ok(meta)) => {
+                    this.record(&meta);
+                    Ok(meta)
+                }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the persistence writer is gone".to_owned()),
+            }
         }
     }
 }

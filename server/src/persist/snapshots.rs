@@ -38,10 +38,15 @@ impl SnapshotWriter {
     }
 
     /// Queues a periodic snapshot; dropped (and logged) if the writer is behind.
-    pub fn save(&self, snapshot: NewGameSnapshot) {
+    /// Returns where its outcome will arrive, when it was queued.
+    pub fn save(
+        &self,
+        snapshot: NewGameSnapshot,
+    ) -> Option<oneshot::Receiver<Result<SnapshotMeta, StoreError>>> {
+        let (done, rx) = oneshot::channel();
         if let Err(e) = self.jobs.try_send(Job {
             snapshot,
-            done: None,
+            done: Some(done),
         }) {
             let (game, room) = match &e {
                 mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => {
@@ -49,7 +54,9 @@ impl SnapshotWriter {
                 }
             };
             warn!(%game, %room, "snapshot writer is behind; periodic snapshot skipped");
+            return None;
         }
+        Some(rx)
     }
 
     /// Queues a snapshot and returns where its outcome will arrive.

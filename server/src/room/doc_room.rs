@@ -30,11 +30,11 @@ use bytes::Bytes;
 use tracing::{error, info, info_span, warn};
 use yrs::block::ClientID;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
-use yrs::types::ToJson;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
 
 use super::{
+    doc_restore,
     member::{Delivery, MemberLink},
     messages::{
         DocMessages, DocRefusal, DocRoomInfo, InspectDoc, JoinDoc, JoinRefused, LeaveDoc, StopRoom,
@@ -42,12 +42,16 @@ use super::{
     registry::{RoomKey, RoomRegistry, RoomSettings},
     ConnId, RoomId,
 };
-use crate::metrics::RoomMetrics;
+use crate::metrics::{RateMeter, RoomMetrics};
 use crate::persist::doc_log::DocLogResult;
-use crate::persist::{with_retry, Persistence};
-use crate::room::messages::{DescribeDoc, DocRoomSummary, TakeSnapshot};
-use crate::store::{DocUpdateRecord, SnapshotMeta, StoreError, StoredDoc};
+use crate::persist::{with_retry, LastSnapshot, Persistence};
+use crate::room::messages::{
+    DescribeDoc, DocMemberInfo, DocRoomSummary, RestoreDocSnapshot, RestoreRefused, Restored,
+    TakeSnapshot,
+};
+use crate::store::{DocSnapshot, DocUpdateRecord, SnapshotMeta, StoredDoc};
 use crate::yjs_wire::{self, Inbound};
+use tokio::sync::oneshot;
 
 /// How often a doc room sweeps awareness, catches up lagging members and checks idleness.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
@@ -74,8 +78,9 @@ struct PendingRelay {
     seq: i64,
     /// The encoded frame to broadcast.
     frame: Bytes,
-    /// Who sent it (closed with 1011 if it cannot be stored).
-    sender: ConnId,
+    /// Who sent it (closed with 1011 if it cannot be stored); `None` for the
+    /// server's own edits (a restore).
+    sender: Option<ConnId>,
 }
 
 /// A document that counts text offsets in UTF-16 code units, like JavaScript
@@ -192,22 +197,52 @@ impl DocState {
     /// with its new seq, or why it failed, in which case the document is as it
     /// was before.
     fn apply(&mut self, update: Update) -> Result<Vec<(i64, Bytes)>, String> {
+        self.edit("the update made yrs panic", |txn| {
+            txn.apply_update(update).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Makes the content equal to the document `target` encodes, by a new edit
+    /// on top of the current one; returns what it integrated, each with its new
+    /// seq (nothing when the content already matched), or why it could not, in
+    /// which case the document is as it was.
+    fn restore_to(&mut self, target: &[u8]) -> Result<Vec<(i64, Bytes)>, String> {
+        self.edit("restoring made yrs panic", |txn| {
+            doc_restore::restore_content(txn, target)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Runs `change` in one transaction, guarded: on an error or a panic (told
+    /// as `panicked`) the document is rebuilt as it was; otherwise what the
+    /// transaction integrated is numbered and logged.
+    fn edit(
+        &mut self,
+        panicked: &str,
+        change: impl FnOnce(&mut yrs::TransactionMut) -> Result<(), String>,
+    ) -> Result<Vec<(i64, Bytes)>, String> {
         self.take_captured();
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut txn = self.awareness.doc().transact_mut();
-            txn.apply_update(update)
+            change(&mut txn)
         }));
         let failure = match result {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some("the update made yrs panic".to_owned()),
+            Ok(Err(why)) => Some(why),
+            Err(_) => Some(panicked.to_owned()),
         };
         let integrated = self.take_captured();
         if let Some(why) = failure {
             self.rebuild();
             return Err(why);
         }
-        Ok(integrated
+        Ok(self.log_integrated(integrated))
+    }
+
+    /// Numbers integrated updates and appends them to the log.
+    fn log_integrated(&mut self, integrated: Vec<Vec<u8>>) -> Vec<(i64, Bytes)> {
+        integrated
             .into_iter()
             .map(|u| {
                 let seq = self.next_seq;
@@ -217,7 +252,7 @@ impl DocState {
                 self.log.push((seq, bytes.clone()));
                 (seq, bytes)
             })
-            .collect())
+            .collect()
     }
 
     fn take_captured(&self) -> Vec<Vec<u8>> {
@@ -309,18 +344,10 @@ impl DocState {
         }
     }
 
-    /// A JSON view of the root types that have a known type on the server.
+    /// A JSON view of the root types (see [`doc_restore::json_view`]).
     fn to_json(&self) -> serde_json::Value {
-        let txn = self.awareness.doc().transact();
-        let mut map = serde_json::Map::new();
-        for (name, value) in txn.root_refs() {
-            let any = value.to_json(&txn);
-            map.insert(
-                name.to_owned(),
-                serde_json::to_value(&any).unwrap_or(serde_json::Value::Null),
-            );
-        }
-        serde_json::Value::Object(map)
+        let doc = self.awareness.doc();
+        doc_restore::json_view(&doc.transact(), doc.offset_kind())
     }
 }
 
@@ -352,6 +379,8 @@ pub struct DocRoom {
     persistence: Option<Arc<Persistence>>,
     /// Accepted updates waiting to be durable, in seq order.
     pending: VecDeque<PendingRelay>,
+    /// Restores waiting for their update to be stored: (its last seq, answer).
+    restore_waiters: Vec<(i64, oneshot::Sender<Result<Restored, RestoreRefused>>)>,
     /// Failures of appends from seqs up to this one were already handled by a
     /// rollback (later notifications about them are stale).
     rolled_back_through: i64,
@@ -367,6 +396,10 @@ pub struct DocRoom {
     update_size: metrics::Histogram,
     /// Document size, sampled.
     doc_size: metrics::Histogram,
+    /// Bytes per second queued to members.
+    out_rate: RateMeter,
+    /// The latest snapshot (compaction) stored of this document.
+    last_snapshot: LastSnapshot,
     /// Housekeeping passes so far (to sample once a second).
     housekeeping_runs: u64,
 }
@@ -396,6 +429,7 @@ impl DocRoom {
             span,
             persistence: registry_persistence,
             pending: VecDeque::new(),
+            restore_waiters: Vec::new(),
             rolled_back_through: 0,
             last_compaction: Instant::now(),
             failed: None,
@@ -403,6 +437,8 @@ impl DocRoom {
             room_metrics: RoomMetrics::new("doc"),
             update_size: metrics::histogram!(crate::metrics::DOC_UPDATE_SIZE),
             doc_size: metrics::histogram!(crate::metrics::DOC_SIZE),
+            out_rate: RateMeter::new(Instant::now(), 0),
+            last_snapshot: LastSnapshot::default(),
             housekeeping_runs: 0,
         }
     }
@@ -448,8 +484,7 @@ impl DocRoom {
             }
         }
         let m = &self.room_metrics;
-        m.messages_out.increment(frames);
-        m.bytes_out.increment(bytes);
+        m.sent_total(frames, bytes);
         m.outbox_drops.increment(skipped + too_slow);
         m.lagging_disconnects.increment(too_slow);
         for conn in dropped {
@@ -517,7 +552,7 @@ impl DocRoom {
     /// store has it.
     fn accepted(
         &mut self,
-        sender: ConnId,
+        sender: Option<ConnId>,
         seq: i64,
         update: Bytes,
         notify: &Recipient<DocLogResult>,
@@ -550,8 +585,15 @@ impl DocRoom {
                 self.broadcast(&p.frame);
             }
         }
+        let (done, waiting) = std::mem::take(&mut self.restore_waiters)
+            .into_iter()
+            .partition(|(seq, _)| *seq <= through_seq);
+        self.restore_waiters = waiting;
+        for (seq, answer) in done {
+            let _ = answer.send(Ok(Restored { at: Some(seq) }));
+        }
         if self.state.durable_in_log() >= self.doc_settings.compact_updates {
-            self.compact();
+            self.compact_soon();
         }
     }
 
@@ -568,11 +610,20 @@ impl DocRoom {
             .pending
             .iter()
             .filter(|p| p.seq >= from_seq)
-            .map(|p| p.sender)
+            .filter_map(|p| p.sender)
             .collect();
         senders.sort_unstable();
         senders.dedup();
         self.pending.retain(|p| p.seq < from_seq);
+        let (failed, waiting) = std::mem::take(&mut self.restore_waiters)
+            .into_iter()
+            .partition(|(seq, _)| *seq >= from_seq);
+        self.restore_waiters = waiting;
+        for (_, answer) in failed {
+            let _ = answer.send(Err(RestoreRefused::Unavailable(format!(
+                "the restoring edit could not be stored ({reason}); the document is unchanged"
+            ))));
+        }
         self.state.roll_back_from(from_seq);
         for conn in senders {
             if let Some(m) = self.members.get_mut(&conn) {
@@ -588,15 +639,63 @@ impl DocRoom {
         }
     }
 
+    /// Brings the document back to a snapshot's content with a new edit (see
+    /// [`RestoreDocSnapshot`]); returns where the outcome arrives once the edit is
+    /// stored, or `None` when the content already matched.
+    #[allow(clippy::type_complexity)]
+    fn restore(
+        &mut self,
+        snapshot: DocSnapshot,
+        notify: &Recipient<DocLogResult>,
+    ) -> Result<Option<oneshot::Receiver<Result<Restored, RestoreRefused>>>, RestoreRefused> {
+        if let Some(reason) = &self.failed {
+            return Err(RestoreRefused::Conflict(format!(
+                "the room failed: {reason}"
+            )));
+        }
+        if self.closing {
+            return Err(RestoreRefused::Conflict("the room is closing".into()));
+        }
+        let integrated = self.state.restore_to(&snapshot.state).map_err(|why| {
+            RestoreRefused::Conflict(format!("snapshot {}: {why}", snapshot.meta.id))
+        })?;
+        let Some(last) = integrated.last().map(|(seq, _)| *seq) else {
+            return Ok(None);
+        };
+        info!(parent: &self.span, snapshot = snapshot.meta.id, through_seq = last, "restoring snapshot");
+        let (done, answer) = oneshot::channel();
+        if self.persistence.is_some() {
+            self.restore_waiters.push((last, done));
+        } else {
+            // Relayed at once below: nothing to wait for.
+            let _ = done.send(Ok(Restored { at: Some(last) }));
+        }
+        for (seq, update) in integrated {
+            self.updates_applied += 1;
+            self.accepted(None, seq, update, notify);
+        }
+        Ok(Some(answer))
+    }
+
     /// Folds the durable log into a snapshot (in the store too, ordered after the
     /// appends it covers); returns where the store's answer arrives.
     fn compact(
         &mut self,
-    ) -> Option<tokio::sync::oneshot::Receiver<Result<SnapshotMeta, StoreError>>> {
+    ) -> Option<impl std::future::Future<Output = Result<SnapshotMeta, String>> + 'static> {
         self.last_compaction = Instant::now();
         let (base, through) = self.state.compact()?;
         let p = self.persistence.as_ref()?;
-        Some(p.doc_log.compact(self.key.room().to_owned(), through, base))
+        let answer = p.doc_log.compact(self.key.room().to_owned(), through, base);
+        Some(self.last_snapshot.watch(answer))
+    }
+
+    /// Compacts in the background (the outcome is logged by the writer).
+    fn compact_soon(&mut self) {
+        if let Some(stored) = self.compact() {
+            actix::spawn(async move {
+                let _ = stored.await;
+            });
+        }
     }
 
     /// Marks the room closing and compacts what is durable; the future resolves
@@ -606,16 +705,11 @@ impl DocRoom {
         let pending = self.compact();
         let span = self.span.clone();
         async move {
-            if let Some(rx) = pending {
-                match rx.await {
-                    Ok(Ok(meta)) => {
-                        info!(parent: &span, snapshot = meta.id, "final compaction stored")
-                    }
-                    Ok(Err(e)) => {
+            if let Some(stored) = pending {
+                match stored.await {
+                    Ok(meta) => info!(parent: &span, snapshot = meta.id, "final compaction stored"),
+                    Err(e) => {
                         error!(parent: &span, cause = %e, "final compaction failed; the log stays")
-                    }
-                    Err(_) => {
-                        error!(parent: &span, "doc log writer gone; final compaction skipped")
                     }
                 }
             }
@@ -658,7 +752,7 @@ impl DocRoom {
                     })?;
                     for (seq, update) in integrated {
                         self.updates_applied += 1;
-                        self.accepted(conn, seq, update, notify);
+                        self.accepted(Some(conn), seq, update, notify);
                     }
                 }
                 Inbound::Awareness(update) => {
@@ -716,6 +810,8 @@ impl DocRoom {
             // About once a second.
             self.room_metrics.members.record(self.members.len() as f64);
             self.doc_size.record(self.state.size() as f64);
+            self.out_rate
+                .sample(Instant::now(), self.room_metrics.room_bytes_out());
         }
         self.sweep_awareness();
         if self.members.values().any(|m| m.link.is_lagging()) {
@@ -726,7 +822,7 @@ impl DocRoom {
             && self.state.durable_in_log() > 0
             && now.duration_since(self.last_compaction) >= self.doc_settings.compact_interval
         {
-            self.compact();
+            self.compact_soon();
         }
         if !self.members.is_empty() {
             self.empty_since = None;
@@ -758,9 +854,16 @@ impl Actor for DocRoom {
                 with_retry("load doc", p.settings.retry_for, || p.store.load_doc(&name)).await
             };
             ctx.wait(load.into_actor(self).map(|loaded, room, _ctx| {
+                let loaded_snapshot = loaded
+                    .as_ref()
+                    .ok()
+                    .and_then(|s| s.snapshot.as_ref().map(|s| s.meta.clone()));
                 let result = loaded.map_err(|e| e.to_string()).and_then(DocState::from_stored);
                 match result {
                     Ok(state) => {
+                        if let Some(meta) = loaded_snapshot {
+                            room.last_snapshot.record(&meta);
+                        }
                         info!(parent: &room.span, bytes = state.size(), through_seq = state.durable_through, "document loaded");
                         room.state = state;
                     }
@@ -797,7 +900,7 @@ impl Handler<JoinDoc> for DocRoom {
         if self.closing || ctx.state() != actix::ActorState::Running {
             return Err(JoinRefused::Closing);
         }
-        let link = MemberLink::new(msg.outbox, msg.kick);
+        let link = MemberLink::new(msg.outbox, msg.kick, msg.latency);
         for frame in yjs_wire::greeting(&self.state.awareness) {
             let len = frame.len();
             if link.send_control(frame) {
@@ -848,8 +951,19 @@ impl Handler<LeaveDoc> for DocRoom {
 impl DocRoom {
     /// The room's figures, without encoding the document.
     fn summary(&self) -> DocRoomSummary {
-        let mut members: Vec<ConnId> = self.members.keys().copied().collect();
-        members.sort_unstable();
+        let mut members: Vec<DocMemberInfo> = self
+            .members
+            .iter()
+            .map(|(conn, m)| DocMemberInfo {
+                conn: *conn,
+                outbox_depth: m.link.outbox_depth(),
+                frames_skipped: m.link.frames_skipped,
+                connected_secs: m.link.joined_at.elapsed().as_secs_f64(),
+                latency_ms: m.link.latency.millis(),
+                awareness_clients: m.clients.len(),
+            })
+            .collect();
+        members.sort_unstable_by_key(|m| m.conn);
         DocRoomSummary {
             name: self.key.room().to_owned(),
             members,
@@ -862,6 +976,8 @@ impl DocRoom {
                 .filter(|(_, s)| s.data.is_some())
                 .count(),
             pending_updates: self.pending.len(),
+            bytes_out_per_sec: self.out_rate.per_sec(),
+            last_snapshot: self.last_snapshot.get(),
         }
     }
 }
@@ -872,11 +988,7 @@ impl Handler<InspectDoc> for DocRoom {
     fn handle(&mut self, _msg: InspectDoc, _ctx: &mut Context<Self>) -> Self::Result {
         let summary = self.summary();
         actix::MessageResult(DocRoomInfo {
-            name: summary.name,
-            members: summary.members,
-            doc_bytes: summary.doc_bytes,
-            updates_applied: summary.updates_applied,
-            awareness_clients: summary.awareness_clients,
+            summary,
             content: self.state.to_json(),
             state_update: self.state.encode_whole(),
         })
@@ -904,19 +1016,13 @@ impl Handler<TakeSnapshot> for DocRoom {
                     .state
                     .compact()
                     .unwrap_or_else(|| (self.state.base.clone(), self.state.durable_through));
-                Ok(p.doc_log
-                    .compact(self.key.room().to_owned(), through, state))
+                let answer = p
+                    .doc_log
+                    .compact(self.key.room().to_owned(), through, state);
+                Ok(self.last_snapshot.watch(answer))
             }
         };
-        Box::pin(
-            async move {
-                match pending?.await {
-                    Ok(result) => result.map_err(|e| e.to_string()),
-                    Err(_) => Err("doc log writer gone".to_owned()),
-                }
-            }
-            .into_actor(self),
-        )
+        Box::pin(async move { pending?.await }.into_actor(self))
     }
 }
 
@@ -930,6 +1036,27 @@ pub fn doc_state_json(state: &[u8]) -> Result<serde_json::Value, String> {
         .map_err(|e| format!("snapshot does not apply: {e}"))?;
     let state = DocState::with_doc(doc, Vec::new());
     Ok(state.to_json())
+}
+
+impl Handler<RestoreDocSnapshot> for DocRoom {
+    type Result = actix::ResponseFuture<Result<Restored, RestoreRefused>>;
+
+    /// Applies the restoring edit now; answers once it is stored (and relayed to
+    /// every member), at once when nothing needed to change.
+    fn handle(&mut self, msg: RestoreDocSnapshot, ctx: &mut Context<Self>) -> Self::Result {
+        let answer = self.restore(msg.snapshot, &ctx.address().recipient());
+        Box::pin(async move {
+            match answer {
+                Ok(Some(stored)) => stored.await.unwrap_or_else(|_| {
+                    Err(RestoreRefused::Unavailable(
+                        "the room stopped before the restore was stored".into(),
+                    ))
+                }),
+                Ok(None) => Ok(Restored { at: None }),
+                Err(refused) => Err(refused),
+            }
+        })
+    }
 }
 
 impl Handler<StopRoom> for DocRoom {

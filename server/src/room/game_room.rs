@@ -8,7 +8,7 @@
 //! room again. Every call into game code is guarded: a panic fails this room only
 //! (members closed with 1011, the last good published state kept for inspection).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use roomcast_protocol::{
     ErrorMessage, Pong, ResumeToken, ServerMessage, Welcome, PROTOCOL_VERSION,
 };
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 use tokio_stream::wrappers::IntervalStream;
 use tracing::{error, info, info_span, warn};
 
@@ -37,8 +38,8 @@ use super::{
     RoomId,
 };
 use crate::game::{GameEntry, GameInstance, PlayerId};
-use crate::metrics::{RoomMetrics, TickMetrics};
-use crate::persist::{with_retry, Persistence};
+use crate::metrics::{RateMeter, RoomMetrics, TickMetrics};
+use crate::persist::{with_retry, LastSnapshot, Persistence};
 use crate::store::{GameSnapshot, NewGameSnapshot, SnapshotMeta, StoreError};
 
 /// Room mailbox size: session messages wait (backpressure) beyond this.
@@ -62,6 +63,20 @@ impl GameMember {
             f(input);
         }
     }
+}
+
+/// A restore waiting for the room's next tick.
+struct PendingRestore {
+    /// A fresh game instance holding the snapshot's state.
+    game: Box<dyn GameInstance>,
+    /// The snapshot's next new player id.
+    next_player: PlayerId,
+    /// Players the snapshot knows (its resume tokens').
+    players: HashSet<PlayerId>,
+    /// The snapshot restored, for the log.
+    snapshot_id: i64,
+    /// Told the outcome once the tick has run.
+    done: oneshot::Sender<Result<Restored, RestoreRefused>>,
 }
 
 /// A player whose connection dropped, kept until it resumes or its grace ends.
@@ -118,6 +133,12 @@ pub struct GameRoom {
     room_metrics: RoomMetrics,
     /// Tick histograms of this game.
     tick_metrics: TickMetrics,
+    /// Bytes per second queued to members.
+    out_rate: RateMeter,
+    /// The latest snapshot stored of this room.
+    last_snapshot: LastSnapshot,
+    /// An operator's restore, applied at the start of the next tick.
+    pending_restore: Option<PendingRestore>,
 }
 
 /// What a game snapshot stores: the game's own state plus what the room needs to
@@ -170,6 +191,9 @@ impl GameRoom {
             closing: false,
             room_metrics: RoomMetrics::new("game"),
             tick_metrics: TickMetrics::new(&game_name),
+            out_rate: RateMeter::new(Instant::now(), 0),
+            last_snapshot: LastSnapshot::default(),
+            pending_restore: None,
         }
     }
 
@@ -203,6 +227,11 @@ impl GameRoom {
         }
         self.away.clear();
         self.tokens.clear();
+        if let Some(restore) = self.pending_restore.take() {
+            let _ = restore.done.send(Err(RestoreRefused::Conflict(format!(
+                "the room failed before the restore: {reason}"
+            ))));
+        }
         self.failed = Some(reason);
     }
 
@@ -228,10 +257,13 @@ impl GameRoom {
         }
         if self.tick % u64::from(self.game_entry.settings.tick_rate_hz) == 0 {
             self.room_metrics.members.record(self.members.len() as f64);
+            self.out_rate
+                .sample(started, self.room_metrics.room_bytes_out());
         }
     }
 
     fn run_tick(&mut self, now: Instant) {
+        let restored = self.pending_restore.take().map(|r| self.apply_restore(r));
         let dt = self.dt;
         let mut inputs = Vec::new();
         for (player, member) in &mut self.members {
@@ -248,7 +280,7 @@ impl GameRoom {
             g.step(dt);
             g.publish()
         }) else {
-            return;
+            return; // the room failed (which answered a pending restore)
         };
         let base = self.tick;
         self.tick += 1;
@@ -261,6 +293,119 @@ impl GameRoom {
         }
         self.broadcast(&delta, now);
         self.expire_away_players(now);
+        if let Some(done) = restored {
+            let outcome = match &self.failed {
+                Some(reason) => Err(RestoreRefused::Conflict(format!(
+                    "the room failed while restoring: {reason}"
+                ))),
+                None => {
+                    // Store the restored state now rather than at the next period.
+                    self.periodic_snapshot();
+                    Ok(Restored {
+                        at: i64::try_from(self.tick).ok(),
+                    })
+                }
+            };
+            let _ = done.send(outcome);
+        }
+    }
+
+    /// Checks a snapshot an operator wants restored and queues it for the next
+    /// tick; returns where the outcome will arrive.
+    fn prepare_restore(
+        &mut self,
+        snapshot: GameSnapshot,
+    ) -> Result<oneshot::Receiver<Result<Restored, RestoreRefused>>, RestoreRefused> {
+        if let Some(reason) = &self.failed {
+            return Err(RestoreRefused::Conflict(format!(
+                "the room failed: {reason}"
+            )));
+        }
+        if self.closing {
+            return Err(RestoreRefused::Conflict("the room is closing".into()));
+        }
+        let expected = self.game.state_format_version();
+        if snapshot.format_version != expected {
+            return Err(RestoreRefused::Conflict(format!(
+                "snapshot {} has state format {}, the game now uses {expected}",
+                snapshot.meta.id, snapshot.format_version
+            )));
+        }
+        let persisted: PersistedRoom =
+            roomcast_protocol::codec::decode(&snapshot.state).map_err(|e| {
+                RestoreRefused::Conflict(format!(
+                    "snapshot {} does not decode: {e}",
+                    snapshot.meta.id
+                ))
+            })?;
+        let mut game = self.game_entry.instantiate();
+        match catch_unwind(AssertUnwindSafe(|| game.restore_state(&persisted.state))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(RestoreRefused::Conflict(format!(
+                    "snapshot {}: the game state does not decode: {e}",
+                    snapshot.meta.id
+                )))
+            }
+            Err(_) => {
+                return Err(RestoreRefused::Conflict(format!(
+                    "snapshot {}: the game panicked decoding its state",
+                    snapshot.meta.id
+                )))
+            }
+        }
+        let (done, answer) = oneshot::channel();
+        let restore = PendingRestore {
+            game,
+            next_player: persisted.next_player,
+            players: persisted.players.iter().map(|(_, p)| *p).collect(),
+            snapshot_id: snapshot.meta.id,
+            done,
+        };
+        if let Some(earlier) = self.pending_restore.replace(restore) {
+            let _ = earlier.done.send(Err(RestoreRefused::Conflict(
+                "superseded by a later restore before the room's next tick".into(),
+            )));
+        }
+        Ok(answer)
+    }
+
+    /// Swaps in a restored game state (at the start of a tick). Players here now
+    /// but unknown to the snapshot join it afresh; players of the snapshot who are
+    /// gone are removed; every member gets a full snapshot at the end of the tick.
+    fn apply_restore(
+        &mut self,
+        restore: PendingRestore,
+    ) -> oneshot::Sender<Result<Restored, RestoreRefused>> {
+        let mut present: Vec<PlayerId> = self
+            .members
+            .keys()
+            .chain(self.away.keys())
+            .copied()
+            .collect();
+        present.sort_unstable();
+        self.game = restore.game;
+        for player in &present {
+            if !restore.players.contains(player) {
+                self.guarded("player_joined", |g| g.player_joined(*player));
+            }
+        }
+        let mut gone: Vec<PlayerId> = restore
+            .players
+            .iter()
+            .filter(|p| !present.contains(p))
+            .copied()
+            .collect();
+        gone.sort_unstable();
+        for player in gone {
+            self.guarded("player_left", |g| g.player_left(player));
+        }
+        self.next_player = self.next_player.max(restore.next_player);
+        for member in self.members.values_mut() {
+            member.link.request_catch_up();
+        }
+        info!(parent: &self.span, snapshot = restore.snapshot_id, tick = self.tick, players = present.len(), "restoring snapshot at this tick");
+        restore.done
     }
 
     /// Hands this tick's delta to every member, snapshots to those that need one.
@@ -290,8 +435,7 @@ impl GameRoom {
                 Delivery::Gone => gone.push(*player),
             }
         }
-        self.room_metrics.messages_out.increment(frames);
-        self.room_metrics.bytes_out.increment(bytes);
+        self.room_metrics.sent_total(frames, bytes);
         self.room_metrics
             .outbox_drops
             .increment(skipped + too_slow.len() as u64);
@@ -396,7 +540,12 @@ impl GameRoom {
             return;
         }
         if let (Some(record), Some(p)) = (self.snapshot_record(), self.persistence.clone()) {
-            p.snapshots.save(record);
+            if let Some(answer) = p.snapshots.save(record) {
+                let watched = self.last_snapshot.watch(answer);
+                actix::spawn(async move {
+                    let _ = watched.await;
+                });
+            }
         }
     }
 
@@ -405,20 +554,18 @@ impl GameRoom {
     fn final_snapshot(&mut self) -> impl std::future::Future<Output = ()> + 'static {
         self.closing = true;
         let pending = match (self.snapshot_record(), self.persistence.clone()) {
-            (Some(record), Some(p)) => Some(p.snapshots.save_and_confirm(record)),
+            (Some(record), Some(p)) => Some(
+                self.last_snapshot
+                    .watch(p.snapshots.save_and_confirm(record)),
+            ),
             _ => None,
         };
         let span = self.span.clone();
         async move {
-            if let Some(rx) = pending {
-                match rx.await {
-                    Ok(Ok(meta)) => {
-                        info!(parent: &span, snapshot = meta.id, "final snapshot saved")
-                    }
-                    Ok(Err(e)) => error!(parent: &span, cause = %e, "final snapshot not saved"),
-                    Err(_) => {
-                        error!(parent: &span, "snapshot writer gone; final snapshot not saved")
-                    }
+            if let Some(saved) = pending {
+                match saved.await {
+                    Ok(meta) => info!(parent: &span, snapshot = meta.id, "final snapshot saved"),
+                    Err(e) => error!(parent: &span, cause = %e, "final snapshot not saved"),
                 }
             }
         }
@@ -470,6 +617,7 @@ impl GameRoom {
             None => return,
         }
         let now = Instant::now();
+        self.last_snapshot.record(&snapshot.meta);
         self.tick = snapshot.tick;
         self.next_player = persisted.next_player;
         for (token, player) in persisted.players {
@@ -521,7 +669,7 @@ impl GameRoom {
         }
         let member = GameMember {
             conn: msg.conn,
-            link: MemberLink::new(msg.outbox, msg.kick),
+            link: MemberLink::new(msg.outbox, msg.kick, msg.latency),
             inputs: msg.inputs,
         };
         let welcome = ServerMessage::Welcome(Welcome {
@@ -700,6 +848,7 @@ impl Handler<DescribeRoom> for GameRoom {
                 outbox_depth: m.link.outbox_depth(),
                 frames_skipped: m.link.frames_skipped,
                 connected_secs: m.link.joined_at.elapsed().as_secs_f64(),
+                latency_ms: m.link.latency.millis(),
             })
             .collect();
         members.sort_by_key(|m| m.player);
@@ -714,6 +863,8 @@ impl Handler<DescribeRoom> for GameRoom {
             away_players,
             timing: self.timing.summary(),
             failed: self.failed.clone(),
+            bytes_out_per_sec: self.out_rate.per_sec(),
+            last_snapshot: self.last_snapshot.get(),
             state,
         })
     }
@@ -724,19 +875,13 @@ impl Handler<TakeSnapshot> for GameRoom {
 
     fn handle(&mut self, _msg: TakeSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
         let pending = match (self.snapshot_record(), self.persistence.clone()) {
-            (Some(record), Some(p)) => Ok(p.snapshots.save_and_confirm(record)),
+            (Some(record), Some(p)) => Ok(self
+                .last_snapshot
+                .watch(p.snapshots.save_and_confirm(record))),
             (_, None) => Err("persistence is off".to_owned()),
             (None, _) => Err("the room failed; its state is not snapshotted".to_owned()),
         };
-        Box::pin(
-            async move {
-                match pending?.await {
-                    Ok(result) => result.map_err(|e| e.to_string()),
-                    Err(_) => Err("snapshot writer gone".to_owned()),
-                }
-            }
-            .into_actor(self),
-        )
+        Box::pin(async move { pending?.await }.into_actor(self))
     }
 }
 
@@ -748,6 +893,21 @@ pub fn snapshot_state_json(entry: &GameEntry, state: &[u8]) -> Result<serde_json
     game.restore_state(&persisted.state)
         .map_err(|e| format!("game state does not decode: {e}"))?;
     Ok(game.state_json())
+}
+
+impl Handler<RestoreGameSnapshot> for GameRoom {
+    type Result = actix::ResponseFuture<Result<Restored, RestoreRefused>>;
+
+    fn handle(&mut self, msg: RestoreGameSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        let prepared = self.prepare_restore(msg.snapshot);
+        Box::pin(async move {
+            prepared?.await.unwrap_or_else(|_| {
+                Err(RestoreRefused::Unavailable(
+                    "the room stopped before its next tick".into(),
+                ))
+            })
+        })
+    }
 }
 
 impl Handler<StopRoom> for GameRoom {

@@ -10,6 +10,8 @@
 //! The same [`MemberLink`] serves game rooms (where the catch-up frame is a full
 //! snapshot) and doc rooms (where it is the whole document as one update).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_ws::{CloseCode, CloseReason};
@@ -26,6 +28,35 @@ pub const MIN_OUTBOX_FRAMES: usize = 4;
 /// Creates an outbox of `frames` frames (at least [`MIN_OUTBOX_FRAMES`]).
 pub fn outbox(frames: usize) -> (OutboxSender, OutboxReceiver) {
     mpsc::channel(frames.max(MIN_OUTBOX_FRAMES))
+}
+
+/// A member's latest measured round-trip time (WebSocket ping → pong), written by
+/// its session at each heartbeat and read by the room for inspection.
+#[derive(Debug, Clone, Default)]
+pub struct Latency(Arc<AtomicU64>);
+
+impl Latency {
+    /// No measurement yet.
+    const UNKNOWN: u64 = 0;
+
+    /// Records one round trip.
+    pub fn record(&self, rtt: Duration) {
+        let micros = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.0.store(micros, Ordering::Relaxed);
+    }
+
+    /// The latest round trip, if one was measured.
+    pub fn get(&self) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::UNKNOWN => None,
+            micros => Some(Duration::from_micros(micros)),
+        }
+    }
+
+    /// The latest round trip in milliseconds, if one was measured.
+    pub fn millis(&self) -> Option<f64> {
+        self.get().map(|d| d.as_secs_f64() * 1000.0)
+    }
 }
 
 /// What delivering a frame to a member came to.
@@ -57,11 +88,14 @@ pub struct MemberLink {
     pub frames_skipped: u64,
     /// When the member joined (or resumed).
     pub joined_at: Instant,
+    /// Round-trip time measured by the session.
+    pub latency: Latency,
 }
 
 impl MemberLink {
-    /// A link over `outbox`, closed through `kick`.
-    pub fn new(outbox: OutboxSender, kick: oneshot::Sender<CloseReason>) -> Self {
+    /// A link over `outbox`, closed through `kick`, whose round-trip time the
+    /// session measures into `latency`.
+    pub fn new(outbox: OutboxSender, kick: oneshot::Sender<CloseReason>, latency: Latency) -> Self {
         Self {
             outbox,
             kick: Some(kick),
@@ -69,6 +103,7 @@ impl MemberLink {
             needs_catch_up: false,
             frames_skipped: 0,
             joined_at: Instant::now(),
+            latency,
         }
     }
 

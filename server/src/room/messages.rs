@@ -7,7 +7,12 @@ use actix_ws::CloseReason;
 use roomcast_protocol::{state::EntityTable, Resume};
 use tokio::sync::oneshot;
 
-use super::{inputs::InputReceiver, member::OutboxSender, timing::TickTimingSummary, ConnId};
+use super::{
+    inputs::InputReceiver,
+    member::{Latency, OutboxSender},
+    timing::TickTimingSummary,
+    ConnId,
+};
 use crate::game::PlayerId;
 
 /// A connection asks to join (or resume) a game room.
@@ -24,6 +29,8 @@ pub struct JoinGame {
     pub inputs: InputReceiver,
     /// How the room makes the session close.
     pub kick: oneshot::Sender<CloseReason>,
+    /// The member's round-trip time, measured by the session.
+    pub latency: Latency,
 }
 
 /// A successful join.
@@ -134,6 +141,10 @@ pub struct GameRoomInfo {
     pub timing: TickTimingSummary,
     /// Why the room failed, if it did.
     pub failed: Option<String>,
+    /// Bytes per second queued to members (over the last second or so).
+    pub bytes_out_per_sec: f64,
+    /// The latest stored snapshot of the room.
+    pub last_snapshot: Option<crate::store::SnapshotMeta>,
     /// The game state as JSON, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<serde_json::Value>,
@@ -152,6 +163,25 @@ pub struct MemberInfo {
     pub frames_skipped: u64,
     /// Seconds since it joined.
     pub connected_secs: f64,
+    /// Latest WebSocket ping round trip, milliseconds (`None` until measured).
+    pub latency_ms: Option<f64>,
+}
+
+/// One member of a doc room, for inspection.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DocMemberInfo {
+    /// Connection id.
+    pub conn: ConnId,
+    /// Frames waiting in its outbox.
+    pub outbox_depth: usize,
+    /// Frames skipped because it lagged.
+    pub frames_skipped: u64,
+    /// Seconds since it joined.
+    pub connected_secs: f64,
+    /// Latest WebSocket ping round trip, milliseconds (`None` until measured).
+    pub latency_ms: Option<f64>,
+    /// Awareness client ids it introduced.
+    pub awareness_clients: usize,
 }
 
 /// Stops the room (graceful shutdown or operator request).
@@ -169,6 +199,8 @@ pub struct JoinDoc {
     pub outbox: OutboxSender,
     /// How the room makes the session close.
     pub kick: oneshot::Sender<CloseReason>,
+    /// The member's round-trip time, measured by the session.
+    pub latency: Latency,
 }
 
 /// The decoded messages of one frame from a doc member.
@@ -208,17 +240,9 @@ pub struct InspectDoc;
 /// What [`InspectDoc`] answers.
 #[derive(Debug, Clone)]
 pub struct DocRoomInfo {
-    /// Document name.
-    pub name: String,
-    /// Connected members' connection ids.
-    pub members: Vec<ConnId>,
-    /// Approximate encoded size of the document, bytes.
-    pub doc_bytes: usize,
-    /// Updates that changed the document since the room started.
-    pub updates_applied: u64,
-    /// Awareness states present.
-    pub awareness_clients: usize,
-    /// JSON view of the root types the server knows the type of.
+    /// The room's figures.
+    pub summary: DocRoomSummary,
+    /// JSON view of the root types (their types inferred from their content).
     pub content: serde_json::Value,
     /// The whole document as one v1 update (decode it into a `yrs::Doc` to read it).
     pub state_update: Vec<u8>,
@@ -234,8 +258,8 @@ pub struct DescribeDoc;
 pub struct DocRoomSummary {
     /// Document name.
     pub name: String,
-    /// Connected members' connection ids.
-    pub members: Vec<ConnId>,
+    /// Connected members, by connection id.
+    pub members: Vec<DocMemberInfo>,
     /// Approximate encoded size of the document, bytes.
     pub doc_bytes: usize,
     /// Updates that changed the document since the room started.
@@ -244,6 +268,10 @@ pub struct DocRoomSummary {
     pub awareness_clients: usize,
     /// Updates accepted but not yet stored.
     pub pending_updates: usize,
+    /// Bytes per second queued to members (over the last second or so).
+    pub bytes_out_per_sec: f64,
+    /// The latest stored snapshot (compaction) of the document.
+    pub last_snapshot: Option<crate::store::SnapshotMeta>,
 }
 
 /// Takes a snapshot now (game: the current state; doc: a compaction of the
@@ -251,3 +279,45 @@ pub struct DocRoomSummary {
 #[derive(Message)]
 #[rtype(result = "Result<crate::store::SnapshotMeta, String>")]
 pub struct TakeSnapshot;
+
+/// Why a room refused to restore a snapshot.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RestoreRefused {
+    /// The snapshot cannot be restored into this room as it is (the room failed
+    /// or is closing, the snapshot's format differs, its content does not decode).
+    #[error("{0}")]
+    Conflict(String),
+    /// The room stopped or its edit could not be stored.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What a successful restore came to.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Restored {
+    /// Game rooms: the tick whose state is the restored one (members received it
+    /// as a full snapshot). Doc rooms: the seq of the update that brought the
+    /// document back (`None` when the content was already the snapshot's).
+    pub at: Option<i64>,
+}
+
+/// Resets a game room to a stored snapshot at its next tick: every member then
+/// receives a full snapshot. Players connected now but absent from the snapshot
+/// join the restored state as new entities; players in the snapshot who are not
+/// here any more are removed. Answers once the tick has run.
+#[derive(Message)]
+#[rtype(result = "Result<Restored, RestoreRefused>")]
+pub struct RestoreGameSnapshot {
+    /// The snapshot, as loaded from the store.
+    pub snapshot: crate::store::GameSnapshot,
+}
+
+/// Brings a doc room back to a stored snapshot's content with a new update that
+/// every member receives (so the restore converges with their copies instead of
+/// being undone by them). Answers once that update is stored (and relayed).
+#[derive(Message)]
+#[rtype(result = "Result<Restored, RestoreRefused>")]
+pub struct RestoreDocSnapshot {
+    /// The snapshot, as loaded from the store.
+    pub snapshot: crate::store::DocSnapshot,
+}

@@ -16,6 +16,7 @@ use super::socket::{self, close_reason, ConnLimits};
 use crate::metrics::ConnectionMetrics;
 use crate::room::{
     doc_room::{DocRoom, DocSettings},
+    member::Latency,
     messages::{Departure, DocMessages, DocRefusal, JoinDoc, LeaveDoc},
     ConnId, RoomName, RoomRegistry,
 };
@@ -86,7 +87,8 @@ impl DocSession {
     /// Runs the connection to its end.
     pub async fn run(self, mut ws: Session, mut stream: AggregatedMessageStream) {
         let counters = ConnectionMetrics::opened("doc");
-        let reason = match self.join(&ws).await {
+        let latency = Latency::default();
+        let reason = match self.join(&ws, &latency).await {
             Ok(Joined {
                 value: addr,
                 mut kick,
@@ -103,6 +105,7 @@ impl DocSession {
                     &self.shutdown,
                     &self.limits,
                     &counters,
+                    &latency,
                     &mut frames,
                 )
                 .await;
@@ -119,13 +122,18 @@ impl DocSession {
     }
 
     /// Joins the document's room (retrying while it is stopping).
-    async fn join(&self, ws: &Session) -> Result<Joined<Addr<DocRoom>>, CloseReason> {
+    async fn join(
+        &self,
+        ws: &Session,
+        latency: &Latency,
+    ) -> Result<Joined<Addr<DocRoom>>, CloseReason> {
         let joined = join_room(ws, self.outbox_frames, |outbox, kick| {
             let addr = self.registry.doc_room(&self.name, &self.doc_settings);
             let request = JoinDoc {
                 conn: self.conn,
                 outbox,
                 kick,
+                latency: latency.clone(),
             };
             async move { addr.send(request).await.map(|r| r.map(|()| addr)) }
         })

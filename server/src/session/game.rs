@@ -22,6 +22,7 @@ use crate::metrics::ConnectionMetrics;
 use crate::room::{
     game_room::GameRoom,
     inputs::{self, QueuedInput},
+    member::Latency,
     messages::{Departure, JoinGame, MemberGone, PingRoom, RequestSnapshot},
     ConnId, RoomName, RoomRegistry,
 };
@@ -50,6 +51,7 @@ struct Membership {
     player: PlayerId,
     inputs: inputs::InputSender,
     writer: actix_web::rt::task::JoinHandle<()>,
+    latency: Latency,
 }
 
 impl GameSession {
@@ -70,6 +72,7 @@ impl GameSession {
                         &self.shutdown,
                         &self.limits,
                         &counters,
+                        &membership.latency,
                         &mut frames,
                     )
                     .await;
@@ -129,7 +132,7 @@ impl GameSession {
                         ))),
                     };
                 }
-                Frame::Control => continue,
+                Frame::Control | Frame::Pong(_) => continue,
                 Frame::Close(reason) => return Err(Some(reason)),
                 Frame::Ended => return Err(None),
             }
@@ -142,6 +145,7 @@ impl GameSession {
         ws: &Session,
         join: Join,
     ) -> Result<(Membership, oneshot::Receiver<CloseReason>), CloseReason> {
+        let latency = Latency::default();
         let joined = join_room(ws, self.outbox_frames, |outbox, kick| {
             let addr = self.registry.game_room(&self.game, &self.room);
             let (inputs_tx, inputs_rx) = inputs::input_queue();
@@ -151,6 +155,7 @@ impl GameSession {
                 outbox,
                 inputs: inputs_rx,
                 kick,
+                latency: latency.clone(),
             };
             async move {
                 addr.send(request)
@@ -171,6 +176,7 @@ impl GameSession {
             player: answer.player,
             inputs,
             writer: joined.writer,
+            latency,
         };
         Ok((membership, joined.kick))
     }

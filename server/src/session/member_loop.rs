@@ -3,7 +3,8 @@
 //! socket's frames, which ends with a close reason. What a binary frame means is
 //! the room kind's business ([`FrameHandler`]).
 
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use actix_ws::{AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytes::Bytes;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::socket::{self, close_reason, ConnLimits, Frame};
 use crate::metrics::ConnectionMetrics;
+use crate::room::member::Latency;
 use crate::room::messages::Departure;
 
 /// What to do after a binary frame.
@@ -28,8 +30,29 @@ pub trait FrameHandler {
     async fn on_binary(&mut self, ws: &mut Session, bytes: Bytes) -> Flow;
 }
 
+/// The instant heartbeat payloads count from (process-wide).
+fn heartbeat_epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// A heartbeat ping's payload: when it was sent, microseconds since the epoch.
+fn ping_payload() -> [u8; 8] {
+    (heartbeat_epoch().elapsed().as_micros() as u64).to_le_bytes()
+}
+
+/// The round trip a pong reports, if it echoes one of our pings.
+fn round_trip(pong: &[u8]) -> Option<Duration> {
+    let sent = u64::from_le_bytes(pong.try_into().ok()?);
+    let now = heartbeat_epoch().elapsed().as_micros() as u64;
+    now.checked_sub(sent).map(Duration::from_micros)
+}
+
 /// Serves a joined member until something ends the connection; returns the close
 /// reason to send (`None` when the peer is already gone) and how the member left.
+/// Heartbeat pings go out at once and then every interval; their pongs measure
+/// the member's round-trip time into `latency`.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_member<H: FrameHandler>(
     ws: &mut Session,
     stream: &mut AggregatedMessageStream,
@@ -37,11 +60,11 @@ pub async fn serve_member<H: FrameHandler>(
     shutdown: &CancellationToken,
     limits: &ConnLimits,
     counters: &ConnectionMetrics,
+    latency: &Latency,
     handler: &mut H,
 ) -> (Option<CloseReason>, Departure) {
     let gone = Departure::Disconnected;
     let mut heartbeat = tokio::time::interval(limits.heartbeat_interval);
-    heartbeat.tick().await; // the first tick is immediate
     let mut last_heard = Instant::now();
     loop {
         let frame = tokio::select! {
@@ -57,7 +80,7 @@ pub async fn serve_member<H: FrameHandler>(
                 if last_heard.elapsed() > limits.heartbeat_timeout {
                     return (Some(close_reason(CloseCode::Policy, "heartbeat timeout")), gone);
                 }
-                socket::try_send(ws.ping(b"")).await;
+                socket::try_send(ws.ping(&ping_payload())).await;
                 continue;
             }
             frame = socket::next_frame(stream, ws, limits.max_frame_bytes) => frame,
@@ -72,6 +95,11 @@ pub async fn serve_member<H: FrameHandler>(
                 }
             }
             Frame::Control => {}
+            Frame::Pong(payload) => {
+                if let Some(rtt) = round_trip(&payload) {
+                    latency.record(rtt);
+                }
+            }
             Frame::Close(reason) => return (Some(reason), gone),
             Frame::Ended => return (None, gone),
         }

@@ -39,8 +39,10 @@ pub fn close_reason(code: CloseCode, description: impl Into<String>) -> CloseRea
 pub enum Frame {
     /// A binary message.
     Binary(Bytes),
-    /// Something only the session itself cares about (ping, pong).
+    /// Something only the session itself cares about (a ping, answered).
     Control,
+    /// A pong, with its payload.
+    Pong(Bytes),
     /// The connection must close with this reason.
     Close(CloseReason),
     /// The peer closed (its close frame, if any, answered) or vanished.
@@ -64,7 +66,7 @@ pub async fn next_frame(
             try_send(session.pong(&bytes)).await;
             Frame::Control
         }
-        Some(Ok(AggregatedMessage::Pong(_))) => Frame::Control,
+        Some(Ok(AggregatedMessage::Pong(bytes))) => Frame::Pong(bytes),
         Some(Ok(AggregatedMessage::Close(_))) => {
             Frame::Close(close_reason(CloseCode::Normal, "closed by client"))
         }
