@@ -2,8 +2,9 @@
 # Runs every check and test of roomcast: formatting, clippy with warnings as
 # errors, all unit and end-to-end tests of the workspace (real servers on
 # ephemeral loopback ports), then the interop tests that drive a real roomcast
-# server with the stock npm Yjs stack (tests/node). This is the README's test
-# command and what CI runs.
+# server with the stock npm Yjs stack and the browser tests in headless Chromium
+# (tests/node; Chromium is installed from Debian's packages if missing). This is
+# the README's test command and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +24,16 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== rust tests"
 cargo test --workspace --all-targets --locked
 
-echo "== yjs interop tests (node)"
+echo "== yjs interop and browser tests (node)"
 command -v node >/dev/null || { echo "node (20 or newer) is required for tests/node" >&2; exit 1; }
+# The browser tests drive Debian's Chromium ($CHROMIUM_BIN to use another build).
+if [[ -z "${CHROMIUM_BIN:-}" ]] && ! command -v chromium >/dev/null; then
+  echo "installing chromium (Debian package) for the browser tests"
+  as_root=()
+  [[ $(id -u) -eq 0 ]] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq chromium >/dev/null
+fi
 cargo build --locked --bin roomcast --bin roomcast-doc
 target_dir=${CARGO_TARGET_DIR:-target}
 [[ "$target_dir" = /* ]] || target_dir="$PWD/$target_dir"
