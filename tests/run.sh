@@ -34,9 +34,14 @@ if [[ -z "${CHROMIUM_BIN:-}" ]] && ! command -v chromium >/dev/null; then
   "${as_root[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq chromium >/dev/null
 fi
-cargo build --locked --bin roomcast --bin roomcast-doc
+cargo build --locked --bin roomcast --bin roomcast-doc --bin roomcast-game
 target_dir=${CARGO_TARGET_DIR:-target}
 [[ "$target_dir" = /* ]] || target_dir="$PWD/$target_dir"
-export ROOMCAST_BIN="$target_dir/debug/roomcast" ROOMCAST_DOC_BIN="$target_dir/debug/roomcast-doc"
+export ROOMCAST_BIN="$target_dir/debug/roomcast" ROOMCAST_DOC_BIN="$target_dir/debug/roomcast-doc" \
+  ROOMCAST_GAME_BIN="$target_dir/debug/roomcast-game"
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 npm test --prefix tests/node
+
+echo "== TypeScript client (clients/ts): golden vectors, codec, mirror, live server"
+npm ci --prefix clients/ts --no-audit --no-fund --loglevel=error
+npm test --prefix clients/ts

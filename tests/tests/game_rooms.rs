@@ -494,3 +494,18 @@ async fn an_input_flood_between_two_ticks_closes_that_connection_with_1008() {
     advance(&mut observer, 3).await;
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn leave_and_close_ends_cleanly_when_the_server_closes_first() {
+    let server = start(test_config()).await;
+    let leaver = server.join("arena", "bye").await;
+    let mut stayer = server.join("arena", "bye").await;
+    let gone = leaver.player_id();
+    // The server answers Leave with its close: that completes the handshake.
+    leaver.leave_and_close().await.expect("a clean leave");
+    stayer
+        .wait_until(WAIT, |m| !m.entities().contains_key(&gone))
+        .await
+        .unwrap();
+    server.stop().await;
+}

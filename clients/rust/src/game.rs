@@ -456,7 +456,11 @@ impl GameConnection {
     /// player is removed at once instead of waiting out its resume grace.
     pub async fn leave_and_close(mut self) -> Result<(), ClientError> {
         self.leave().await?;
-        let _ = self.wait_closed(CLOSE_HANDSHAKE_WAIT).await;
-        self.close().await
+        match self.wait_closed(CLOSE_HANDSHAKE_WAIT).await {
+            // The server closed (its answer to Leave): the handshake is done.
+            Ok(_) => Ok(()),
+            // It did not in time: close from this side.
+            Err(_) => self.close().await,
+        }
     }
 }
