@@ -5,6 +5,7 @@
 pub mod api;
 mod dashboard;
 mod doc_ws;
+mod demos;
 mod game_ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,7 +138,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub fn public_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/game/{game}/{room}", web::get().to(game_ws::upgrade))
         .route("/doc/{name}", web::get().to(doc_ws::upgrade))
-        .configure(probe_routes);
+        .configure(probe_routes)
+        .configure(demos::routes);
 }
 
 /// The health probes (served on the admin port too, when there is one).
