@@ -17,7 +17,9 @@ port=${BENCH_PORT:-18080}
 cargo build --release --quiet --bin roomcast --bin roomcast-load
 data_dir=$(mktemp -d)
 # shellcheck disable=SC2086 # BENCH_SERVER_ARGS is a list of flags
+# Every simulated client comes from 127.0.0.1: lift the per-address limit.
 RUST_LOG=warn ./target/release/roomcast --bind "127.0.0.1:$port" --idle-timeout 5s \
+  --max-connections 100000 --max-connections-per-ip 100000 \
   --data-dir "$data_dir" ${BENCH_SERVER_ARGS:-} &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; rm -rf "$data_dir"' EXIT

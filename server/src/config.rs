@@ -43,6 +43,59 @@ pub struct Config {
     #[arg(long = "resume-grace", env = "ROOMCAST_RESUME_GRACE", value_name = "GAME=DURATION", value_delimiter = ',', value_parser = parse_game_duration)]
     pub resume_graces: Vec<(String, Duration)>,
 
+    /// Most connected members of one room of a game, as GAME=N; games not named
+    /// keep the default of 64. Further joins are closed with 1013.
+    #[arg(long = "max-members", env = "ROOMCAST_MAX_MEMBERS", value_name = "GAME=N", value_delimiter = ',', value_parser = parse_game_count)]
+    pub max_members: Vec<(String, usize)>,
+
+    /// Most connected members of one doc room; further joins are closed with 1013.
+    #[arg(long, env = "ROOMCAST_DOC_MAX_MEMBERS", default_value_t = 256)]
+    pub doc_max_members: usize,
+
+    /// Most open WebSocket connections in all; further upgrades get 503.
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most open WebSocket connections from one IP address; further upgrades get 429.
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_IP", default_value_t = 512)]
+    pub max_connections_per_ip: usize,
+
+    /// Most live rooms (game and doc); an upgrade that would create another gets 503.
+    #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = 10_000)]
+    pub max_rooms: usize,
+
+    /// Messages per second one connection may send (token bucket; bursts up to
+    /// twice as many); beyond it the connection is closed with 1008.
+    #[arg(long, env = "ROOMCAST_MAX_MESSAGES_PER_SEC", default_value_t = 200)]
+    pub max_messages_per_sec: u32,
+
+    /// Bytes per second one connection may send (token bucket; bursts up to the
+    /// largest frame of its room kind); beyond it the connection is closed with 1008.
+    #[arg(long, env = "ROOMCAST_MAX_BYTES_PER_SEC", default_value_t = 1 << 20)]
+    pub max_bytes_per_sec: u32,
+
+    /// Secret (at least 16 bytes) that join tokens are signed with (HS256).
+    /// Set this or --auth-public-key to require a token on every WebSocket
+    /// upgrade; with neither the server is open (development only).
+    #[arg(
+        long,
+        env = "ROOMCAST_AUTH_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub auth_secret: Option<String>,
+
+    /// PEM public key that join tokens are verified with: Ed25519 (EdDSA) or RSA
+    /// (RS256).
+    #[arg(long, env = "ROOMCAST_AUTH_PUBLIC_KEY")]
+    pub auth_public_key: Option<PathBuf>,
+
+    /// Origins browsers may open WebSockets from, comma-separated (e.g.
+    /// `https://app.example.com`), or `*` for any. Unset: the server's own origin
+    /// only. Requests without an Origin header (non-browser clients) are allowed.
+    #[arg(long, env = "ROOMCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// An empty room (no members, nobody within their resume grace) stops after this long.
     #[arg(long, env = "ROOMCAST_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
@@ -184,6 +237,28 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Print a signed join token (for testing and for operators).
+    Token(TokenArgs),
+}
+
+/// `roomcast token`: what the token says and how long it lasts.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct TokenArgs {
+    /// The room(s): `game/GAME/ROOM`, `doc/NAME`, or a prefix ending in `*`.
+    #[arg(long)]
+    pub room: String,
+    /// `player` or `spectator` (game rooms), `write` or `read` (doc rooms).
+    #[arg(long, value_parser = ["player", "spectator", "write", "read"])]
+    pub role: String,
+    /// The user (or player) the token is for.
+    #[arg(long, default_value = "operator")]
+    pub sub: String,
+    /// How long the token is valid.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// PEM private key (Ed25519 or RSA) to sign with instead of ROOMCAST_AUTH_SECRET.
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -215,6 +290,14 @@ impl Config {
             if !catalog.configure(game, |s| s.snapshot_interval = *interval) {
                 return Err(format!(
                     "--snapshot-interval names unknown game {game:?} (known: {:?})",
+                    catalog.names()
+                ));
+            }
+        }
+        for (game, n) in &self.max_members {
+            if !catalog.configure(game, |s| s.max_members = *n) {
+                return Err(format!(
+                    "--max-members names unknown game {game:?} (known: {:?})",
                     catalog.names()
                 ));
             }
@@ -328,6 +411,17 @@ fn parse_tick_rate(s: &str) -> Result<(String, u16), String> {
         ));
     }
     Ok((game, hz))
+}
+
+fn parse_game_count(s: &str) -> Result<(String, usize), String> {
+    let (game, value) = split_game_value(s)?;
+    let n: usize = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a whole number"))?;
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok((game, n))
 }
 
 fn parse_game_duration(s: &str) -> Result<(String, Duration), String> {

@@ -1,6 +1,7 @@
 //! roomcast-server: an actor-per-room real-time server on actix.
 //!
 //! Modules, and what each owns:
+//! - [`auth`]: join tokens (JWT): verification, claims and roles, minting.
 //! - [`config`]: the one configuration struct (CLI flags = `ROOMCAST_*` env vars).
 //! - [`game`]: the pluggable [`game::Game`] trait, the catalog of games by name, and
 //!   the built-in games (`arena`, `counter`).
@@ -23,6 +24,7 @@
 //! The binary `roomcast` only parses the config, installs logging, binds and
 //! calls [`run`]; tests call the same function.
 
+pub mod auth;
 pub mod config;
 pub mod game;
 pub mod http;

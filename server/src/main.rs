@@ -61,6 +61,20 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    if let Some(Command::Token(args)) = &config.command {
+        let role: roomcast_server::auth::Role =
+            serde_json::from_value(serde_json::Value::String(args.role.clone())).context("role")?;
+        let token = roomcast_server::auth::mint(
+            config.auth_secret.as_deref(),
+            args.signing_key.as_deref(),
+            &args.sub,
+            &args.room,
+            role,
+            args.ttl,
+        )?;
+        println!("{token}");
+        return Ok(());
+    }
     if config.command == Some(Command::Migrate) {
         install_tracing(&config.log_format);
         let store = roomcast_server::server::connect_and_migrate(&config).await?;

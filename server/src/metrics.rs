@@ -19,6 +19,11 @@ pub const CONNECTIONS_OPENED: &str = "roomcast_connections_opened_total";
 /// Connections closed, by the close code the server sent (counter; `kind`, `code`;
 /// `code="none"` when the peer vanished without a close handshake).
 pub const CONNECTIONS_CLOSED: &str = "roomcast_connections_closed_total";
+/// Requests and messages refused by a limit or a check (counter; `reason`:
+/// origin, token_missing, token_invalid, token_forbidden, connections,
+/// connections_per_ip, rooms, room_full, message_rate, byte_rate,
+/// input_refused, update_refused).
+pub const REFUSALS: &str = "roomcast_refusals_total";
 /// Rooms alive (gauge; `kind`, `game` — `game=""` for doc rooms).
 pub const ROOMS_ACTIVE: &str = "roomcast_rooms_active";
 /// Members per room, sampled once a second per room (histogram; `kind`).
@@ -260,4 +265,9 @@ pub fn store_write(op: &'static str, elapsed: std::time::Duration, ok: bool) {
     if !ok {
         metrics::counter!(PERSIST_FAILURES, "op" => op).increment(1);
     }
+}
+
+/// Counts one refusal for `reason` (see [`REFUSALS`]).
+pub fn refused(reason: &'static str) {
+    metrics::counter!(REFUSALS, "reason" => reason).increment(1);
 }

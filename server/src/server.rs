@@ -118,6 +118,14 @@ impl Server {
             info!("persistence off: nothing is stored");
             None
         };
+        let authenticator = crate::auth::Authenticator::from_settings(
+            self.config.auth_secret.as_deref(),
+            self.config.auth_public_key.as_deref(),
+        )
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+        if authenticator.is_none() {
+            warn!("AUTHENTICATION IS OFF: anyone who can reach this server can join any room; set ROOMCAST_AUTH_SECRET or ROOMCAST_AUTH_PUBLIC_KEY in production");
+        }
         if self.config.admin_token.as_deref().is_none_or(str::is_empty) {
             warn!("admin API disabled: set ROOMCAST_ADMIN_TOKEN to enable /api/v1");
         }
@@ -130,6 +138,7 @@ impl Server {
             persistence.as_ref().map(|(p, _)| p.clone()),
             shutdown.clone(),
             sessions.clone(),
+            authenticator,
         ));
         let admin_listener = match (self.admin_listener.take(), self.config.admin_bind) {
             (Some(listener), _) => Some(listener),

@@ -1,6 +1,6 @@
 //! The `roomcast` binary's start-up contract: a database that is down gives one
 //! clear error line and a non-zero exit; `roomcast migrate` applies the schema and
-//! exits 0.
+//! exits 0; `roomcast token` mints a join token the server accepts.
 
 use std::process::Command;
 
@@ -56,4 +56,43 @@ fn migrate_applies_the_schema_and_exits_zero() {
         .output()
         .expect("run roomcast migrate again");
     assert!(again.status.success());
+}
+
+#[test]
+fn the_token_subcommand_mints_a_token_the_server_verifies() {
+    const SECRET: &str = "token-subcommand-secret-1234";
+    let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["token", "--room", "game/arena/*", "--role", "spectator"])
+        .args(["--sub", "ops", "--ttl", "90s"])
+        .env("ROOMCAST_AUTH_SECRET", SECRET)
+        .output()
+        .expect("run roomcast token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let verifier = roomcast_server::auth::Authenticator::from_settings(Some(SECRET), None)
+        .unwrap()
+        .unwrap();
+    let claims = verifier
+        .admit(Some(token.trim()), "game", "game/arena/lobby")
+        .expect("the server accepts it");
+    assert_eq!(
+        (claims.sub.as_str(), claims.role),
+        ("ops", roomcast_server::auth::Role::Spectator)
+    );
+    // Nothing to sign with: one clear line and a failure exit.
+    let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["token", "--room", "doc/x", "--role", "read"])
+        .env_remove("ROOMCAST_AUTH_SECRET")
+        .output()
+        .expect("run roomcast token");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("roomcast: ") && stderr.contains("ROOMCAST_AUTH_SECRET"),
+        "{stderr}"
+    );
 }

@@ -43,6 +43,8 @@ pub struct DocOptions {
     pub doc: Option<Doc>,
     /// Socket receive buffer, bytes.
     pub recv_buffer: Option<u32>,
+    /// Join token (sent as `?token=`), for servers with authentication on.
+    pub token: Option<String>,
 }
 
 /// A connection to one doc room.
@@ -59,6 +61,9 @@ pub struct DocConnection {
     closed: Option<Option<CloseInfo>>,
     /// Binary bytes received.
     bytes_received: u64,
+    /// The reason of the server's "permission denied" auth message, if one came
+    /// (a read-only member whose edit was dropped).
+    permission_denied: Option<String>,
 }
 
 /// The URL of a doc under a server base URL (`ws://host:port`).
@@ -83,7 +88,8 @@ impl DocConnection {
     /// Connects to doc `name` on `base` (`ws://host:port`) and starts syncing
     /// (use [`DocConnection::wait_synced`] to wait for the server's state).
     pub async fn connect(base: &str, name: &str, options: DocOptions) -> Result<Self, ClientError> {
-        let ws = open_socket(&doc_url(base, name), options.recv_buffer).await?;
+        let url = crate::game::with_token(doc_url(base, name), options.token.as_deref());
+        let ws = open_socket(&url, options.recv_buffer).await?;
         let doc = options.doc.unwrap_or_else(new_doc);
         let captured = Arc::new(Mutex::new(Vec::new()));
         let sink = captured.clone();
@@ -100,12 +106,19 @@ impl DocConnection {
             synced: false,
             closed: None,
             bytes_received: 0,
+            permission_denied: None,
         };
         let sv = conn.awareness.doc().transact().state_vector();
         conn.ws
             .send(frame(&Message::Sync(SyncMessage::SyncStep1(sv))))
             .await?;
         Ok(conn)
+    }
+
+    /// The reason of the server's "permission denied" message, if one came: the
+    /// server dropped an edit of this read-only member.
+    pub fn permission_denied(&self) -> Option<&str> {
+        self.permission_denied.as_deref()
     }
 
     /// The local replica.
@@ -248,7 +261,10 @@ impl DocConnection {
                     }
                 }
                 Message::AwarenessQuery => self.send_own_awareness().await?,
-                Message::Auth(_) | Message::Custom(..) => {}
+                Message::Auth(reason) => {
+                    self.permission_denied = Some(reason.unwrap_or_default());
+                }
+                Message::Custom(..) => {}
             }
         }
         Ok(event)

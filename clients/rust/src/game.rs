@@ -118,6 +118,8 @@ pub struct ConnectOptions {
     /// Start from this mirror (the one of an earlier connection being resumed), so
     /// the server's resume delta applies to it.
     pub mirror: Option<Mirror>,
+    /// Join token (sent as `?token=`), for servers with authentication on.
+    pub token: Option<String>,
 }
 
 /// A joined game-room connection.
@@ -209,6 +211,14 @@ pub fn game_url(base: &str, game: &str, room: &str) -> String {
     format!("{}/game/{game}/{room}", base.trim_end_matches('/'))
 }
 
+/// `url` with `?token=` appended when there is a token (JWTs are URL-safe).
+pub fn with_token(url: String, token: Option<&str>) -> String {
+    match token {
+        Some(token) => format!("{url}?token={token}"),
+        None => url,
+    }
+}
+
 pub(crate) fn close_info(frame: Option<CloseFrame>) -> Option<CloseInfo> {
     frame.map(|f| CloseInfo {
         code: u16::from(f.code),
@@ -237,7 +247,8 @@ impl GameConnection {
         room: &str,
         options: ConnectOptions,
     ) -> Result<Self, ClientError> {
-        let mut ws = open_socket(&game_url(base, game, room), options.recv_buffer).await?;
+        let url = with_token(game_url(base, game, room), options.token.as_deref());
+        let mut ws = open_socket(&url, options.recv_buffer).await?;
         let join = ClientMessage::Join(Join {
             protocol: PROTOCOL_VERSION,
             resume: options.resume,

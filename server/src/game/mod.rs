@@ -26,6 +26,8 @@ pub const DEFAULT_TICK_RATE_HZ: u16 = 30;
 pub const TICK_RATE_RANGE: std::ops::RangeInclusive<u16> = 1..=120;
 /// Default time between two snapshots of a game room.
 pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
+/// Default most members of one game room.
+pub const DEFAULT_MAX_MEMBERS: usize = 64;
 /// Default time a disconnected player may take to resume.
 pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(10);
 
@@ -226,6 +228,9 @@ pub struct GameSettings {
     pub resume_grace: Duration,
     /// How often a room of this game is snapshotted (when persistence is on).
     pub snapshot_interval: Duration,
+    /// Most connected members (players and spectators) a room of this game
+    /// admits; further joins are closed with 1013.
+    pub max_members: usize,
 }
 
 /// Creates a fresh [`GameInstance`] for a new room.
@@ -285,6 +290,7 @@ impl GameCatalog {
                 .clamp(*TICK_RATE_RANGE.start(), *TICK_RATE_RANGE.end()),
             resume_grace: DEFAULT_RESUME_GRACE,
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
+            max_members: DEFAULT_MAX_MEMBERS,
         };
         let game = Arc::new(game);
         let checking = game.clone();

@@ -1,11 +1,13 @@
 //! `GET /doc/{name}`: the y-websocket endpoint. `new WebsocketProvider(
 //! 'ws://host:8080/doc', name, ydoc)` connects here. The name is percent-decoded
-//! (query parameters are not part of it) and checked like a game room name (400).
+//! (query parameters are not part of it) and checked like a game room name (400);
+//! then admission (origin, token, limits: see [`super::admission`]).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::AppState;
-use crate::room::RoomName;
+use super::{admission, AppState};
+use crate::auth::{doc_room_path, Role};
+use crate::room::{RoomKey, RoomName};
 use crate::session::doc::DocSession;
 
 /// The upgrade handler.
@@ -23,10 +25,20 @@ pub async fn upgrade(
                 .body(format!("{e}\n")))
         }
     };
+    let key = RoomKey::Doc { name: name.clone() };
+    let admitted = match admission::admit(&req, &state, &key, &doc_room_path(name.as_str())) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return Ok(refusal.into_response()),
+    };
+    let read_only = admitted
+        .claims
+        .as_ref()
+        .is_some_and(|c| c.role == Role::Read);
+    let user = admitted.claims.as_ref().map(|c| c.sub.clone());
     let limits = state.doc_limits();
     let conn = state.next_conn_id();
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let span = tracing::info_span!("conn", conn, kind = "doc", doc = %name, %peer);
+    let span = tracing::info_span!("conn", conn, kind = "doc", doc = %name, %peer, user = user.as_deref().unwrap_or(""), read_only);
     let session = DocSession {
         conn,
         name,
@@ -35,8 +47,10 @@ pub async fn upgrade(
         limits,
         outbox_frames: state.config.outbox_frames,
         shutdown: state.shutdown.clone(),
+        read_only,
+        user,
     };
-    state.start_session(&req, body, limits, span, |ws, stream| {
+    state.start_session(&req, body, admitted, limits, span, |ws, stream| {
         session.run(ws, stream)
     })
 }

@@ -1,10 +1,12 @@
-//! `GET /game/{game}/{room}`: checks the game (404) and room name (400) before the
+//! `GET /game/{game}/{room}`: checks the game (404), the room name (400) and
+//! admission (origin, token, limits: see [`super::admission`]) before the
 //! upgrade, then runs a [`GameSession`] on the connection.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::AppState;
-use crate::room::RoomName;
+use super::{admission, AppState};
+use crate::auth::{game_room_path, Role};
+use crate::room::{RoomKey, RoomName};
 use crate::session::game::GameSession;
 
 /// The upgrade handler.
@@ -31,11 +33,28 @@ pub async fn upgrade(
                 .body(format!("{e}\n")))
         }
     };
+    let key = RoomKey::Game {
+        game: game_name.clone(),
+        room: room.clone(),
+    };
+    let admitted = match admission::admit(
+        &req,
+        &state,
+        &key,
+        &game_room_path(&game_name, room.as_str()),
+    ) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return Ok(refusal.into_response()),
+    };
+    let spectator = admitted
+        .claims
+        .as_ref()
+        .is_some_and(|c| c.role == Role::Spectator);
+    let user = admitted.claims.as_ref().map(|c| c.sub.clone());
     let limits = state.game_limits();
     let conn = state.next_conn_id();
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let span =
-        tracing::info_span!("conn", conn, kind = "game", game = %game_name, room = %room, %peer);
+    let span = tracing::info_span!("conn", conn, kind = "game", game = %game_name, room = %room, %peer, user = user.as_deref().unwrap_or(""), spectator);
     let session = GameSession {
         conn,
         game: game.clone(),
@@ -44,8 +63,10 @@ pub async fn upgrade(
         limits,
         outbox_frames: state.config.outbox_frames,
         shutdown: state.shutdown.clone(),
+        spectator,
+        user,
     };
-    state.start_session(&req, body, limits, span, |ws, stream| {
+    state.start_session(&req, body, admitted, limits, span, |ws, stream| {
         session.run(ws, stream)
     })
 }

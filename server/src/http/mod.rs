@@ -2,10 +2,11 @@
 //! handlers that validate a request before upgrading and then hand the socket to
 //! a session task.
 
+pub mod admission;
 pub mod api;
 mod dashboard;
-mod doc_ws;
 mod demos;
+mod doc_ws;
 mod game_ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,10 @@ pub struct AppState {
     pub sessions: TaskTracker,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Verifies join tokens (`None`: authentication off, the server is open).
+    pub authenticator: Option<crate::auth::Authenticator>,
+    /// Open connections against their limits.
+    pub connections: Arc<admission::ConnectionSlots>,
     /// Next connection id.
     next_conn: AtomicU64,
 }
@@ -53,7 +58,10 @@ impl AppState {
         persistence: Option<Arc<Persistence>>,
         shutdown: CancellationToken,
         sessions: TaskTracker,
+        authenticator: Option<crate::auth::Authenticator>,
     ) -> Self {
+        let connections =
+            admission::ConnectionSlots::new(config.max_connections, config.max_connections_per_ip);
         Self {
             config,
             games,
@@ -62,16 +70,20 @@ impl AppState {
             shutdown,
             sessions,
             metrics: crate::metrics::install(),
+            authenticator,
+            connections,
             next_conn: AtomicU64::new(1),
         }
     }
 
-    /// Upgrades the request to a WebSocket read with `limits` and runs `session`
-    /// on it as a task that graceful shutdown waits for (503 while shutting down).
+    /// Upgrades an admitted request to a WebSocket read with `limits` and runs
+    /// `session` on it as a task that graceful shutdown waits for (503 while
+    /// shutting down); the connection keeps its slot until the task ends.
     pub fn start_session<F, Fut>(
         &self,
         req: &HttpRequest,
         body: web::Payload,
+        admitted: admission::Admitted,
         limits: ConnLimits,
         span: tracing::Span,
         session: F,
@@ -83,14 +95,30 @@ impl AppState {
         if self.shutdown.is_cancelled() {
             return Ok(HttpResponse::ServiceUnavailable().body("server shutting down\n"));
         }
-        let (response, ws, stream) = actix_ws::handle(req, body)?;
+        let (mut response, ws, stream) = actix_ws::handle(req, body)?;
+        if let Some(protocol) = admitted
+            .protocol
+            .as_deref()
+            .and_then(|p| actix_web::http::header::HeaderValue::from_str(p).ok())
+        {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
+        let slot = admitted.slot;
         let stream = stream
             .max_frame_size(limits.max_frame_bytes)
             .aggregate_continuations()
             .max_continuation_size(limits.max_frame_bytes);
+        let run = session(ws, stream);
         actix_web::rt::spawn(
-            self.sessions
-                .track_future(session(ws, stream).instrument(span)),
+            self.sessions.track_future(
+                async move {
+                    run.await;
+                    drop(slot);
+                }
+                .instrument(span),
+            ),
         );
         Ok(response)
     }
@@ -113,6 +141,7 @@ impl AppState {
         DocSettings {
             max_doc_bytes: self.config.doc_max_bytes,
             awareness_timeout: self.config.awareness_timeout,
+            max_members: self.config.doc_max_members,
             compact_updates: self.config.doc_compact_updates,
             compact_interval: self.config.doc_compact_interval,
         }
@@ -125,6 +154,8 @@ impl AppState {
             join_timeout: self.config.join_timeout,
             heartbeat_interval: self.config.heartbeat_interval,
             heartbeat_timeout: self.config.heartbeat_timeout,
+            max_messages_per_sec: self.config.max_messages_per_sec,
+            max_bytes_per_sec: self.config.max_bytes_per_sec,
         }
     }
 }

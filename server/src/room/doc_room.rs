@@ -65,6 +65,8 @@ pub struct DocSettings {
     pub max_doc_bytes: usize,
     /// Awareness states not renewed within this long are removed.
     pub awareness_timeout: Duration,
+    /// Most connected members; further joins are refused (1013).
+    pub max_members: usize,
     /// Compact the update log into a snapshot after this many durable updates...
     pub compact_updates: usize,
     /// ...or when this long has passed since the last compaction.
@@ -99,6 +101,12 @@ struct DocMember {
     link: MemberLink,
     /// Awareness client ids this connection introduced (it may change only these).
     clients: HashSet<ClientID>,
+    /// Read-only: its updates are dropped.
+    read_only: bool,
+    /// It was told its edits are dropped (once per connection).
+    told_read_only: bool,
+    /// Who its join token named (`None` with authentication off).
+    user: Option<String>,
 }
 
 /// The document with its update log: a merged base plus the updates since, each
@@ -351,6 +359,26 @@ impl DocState {
     }
 }
 
+/// The awareness ownership rule: keeps only the entries of `update` that `conn`
+/// may change (ids nobody introduced yet, or that `conn` introduced), records
+/// `conn` as the owner of the new ones and returns those.
+fn retain_owned(
+    owners: &mut HashMap<ClientID, ConnId>,
+    conn: ConnId,
+    update: &mut AwarenessUpdate,
+) -> Vec<ClientID> {
+    update.clients.retain(|id, _| match owners.get(id) {
+        Some(owner) => *owner == conn,
+        None => true,
+    });
+    update
+        .clients
+        .keys()
+        .filter(|id| owners.insert(**id, conn).is_none())
+        .copied()
+        .collect()
+}
+
 /// One doc room.
 pub struct DocRoom {
     /// This room's lifetime id.
@@ -492,6 +520,27 @@ impl DocRoom {
         }
     }
 
+    /// Drops an edit of a read-only member; the first time it sent something
+    /// (not the empty step 2 every client sends on connecting), tells it with
+    /// the y-protocols auth message "permission denied", which the stock
+    /// client logs as a warning. Its awareness is still relayed.
+    fn refuse_read_only_edit(&mut self, conn: ConnId, empty: bool) {
+        if empty {
+            return;
+        }
+        crate::metrics::refused("update_refused");
+        let Some(member) = self.members.get_mut(&conn) else {
+            return;
+        };
+        if std::mem::replace(&mut member.told_read_only, true) {
+            return;
+        }
+        let denied = Message::Auth(Some(
+            "read-only access: your edits are not applied nor relayed".to_owned(),
+        ));
+        self.reply(conn, yjs_wire::encode(&denied));
+    }
+
     /// Sends a reply to one member; if its outbox is full, it gets the whole
     /// document as soon as it has room (a step 2 must never be lost).
     fn reply(&mut self, conn: ConnId, frame: Bytes) {
@@ -534,16 +583,9 @@ impl DocRoom {
 
     /// Keeps only the entries `conn` may change, and records ids it introduces.
     fn filter_awareness(&mut self, conn: ConnId, mut update: AwarenessUpdate) -> AwarenessUpdate {
-        update.clients.retain(|id, _| match self.owners.get(id) {
-            Some(owner) => *owner == conn,
-            None => true,
-        });
-        for id in update.clients.keys() {
-            if self.owners.insert(*id, conn).is_none() {
-                if let Some(m) = self.members.get_mut(&conn) {
-                    m.clients.insert(*id);
-                }
-            }
+        let introduced = retain_owned(&mut self.owners, conn, &mut update);
+        if let Some(m) = self.members.get_mut(&conn) {
+            m.clients.extend(introduced);
         }
         update
     }
@@ -739,6 +781,11 @@ impl DocRoom {
                         yjs_wire::encode(&Message::Sync(SyncMessage::SyncStep2(diff))),
                     );
                 }
+                Inbound::Update { update, .. }
+                    if self.members.get(&conn).is_some_and(|m| m.read_only) =>
+                {
+                    self.refuse_read_only_edit(conn, update.is_empty());
+                }
                 Inbound::Update { update, len } => {
                     let limit = self.doc_settings.max_doc_bytes;
                     if self.state.size() + len > limit {
@@ -806,7 +853,7 @@ impl DocRoom {
 
     fn housekeeping(&mut self, ctx: &mut Context<Self>) {
         self.housekeeping_runs += 1;
-        if self.housekeeping_runs % 4 == 0 {
+        if self.housekeeping_runs.is_multiple_of(4) {
             // About once a second.
             self.room_metrics.members.record(self.members.len() as f64);
             self.doc_size.record(self.state.size() as f64);
@@ -900,6 +947,10 @@ impl Handler<JoinDoc> for DocRoom {
         if self.closing || ctx.state() != actix::ActorState::Running {
             return Err(JoinRefused::Closing);
         }
+        let max = self.doc_settings.max_members;
+        if self.members.len() >= max {
+            return Err(JoinRefused::Full(max));
+        }
         let link = MemberLink::new(msg.outbox, msg.kick, msg.latency);
         for frame in yjs_wire::greeting(&self.state.awareness) {
             let len = frame.len();
@@ -912,6 +963,9 @@ impl Handler<JoinDoc> for DocRoom {
             DocMember {
                 link,
                 clients: HashSet::new(),
+                read_only: msg.read_only,
+                told_read_only: false,
+                user: msg.user,
             },
         );
         self.empty_since = None;
@@ -961,6 +1015,8 @@ impl DocRoom {
                 connected_secs: m.link.joined_at.elapsed().as_secs_f64(),
                 latency_ms: m.link.latency.millis(),
                 awareness_clients: m.clients.len(),
+                read_only: m.read_only,
+                user: m.user.clone(),
             })
             .collect();
         members.sort_unstable_by_key(|m| m.conn);
@@ -1069,3 +1125,4 @@ impl Handler<StopRoom> for DocRoom {
         Box::pin(done.into_actor(self).map(|_, _, ctx| ctx.stop()))
     }
 }
+

@@ -35,7 +35,7 @@ use super::{
     messages::*,
     registry::{RoomKey, RoomRegistry, RoomSettings},
     timing::TickTiming,
-    RoomId,
+    ConnId, RoomId,
 };
 use crate::game::{GameEntry, GameInstance, PlayerId};
 use crate::metrics::{RateMeter, RoomMetrics, TickMetrics};
@@ -45,11 +45,13 @@ use crate::store::{GameSnapshot, NewGameSnapshot, SnapshotMeta, StoreError};
 /// Room mailbox size: session messages wait (backpressure) beyond this.
 const MAILBOX_CAPACITY: usize = 4096;
 
-/// A connected player.
+/// A connected player or spectator.
 #[derive(Debug)]
 struct GameMember {
     /// The connection this member is attached through.
     conn: u64,
+    /// Who its join token named (`None` with authentication off).
+    user: Option<String>,
     /// Outbox, lag state and kick.
     link: MemberLink,
     /// Inputs from the session, drained at each tick.
@@ -107,8 +109,11 @@ pub struct GameRoom {
     /// Recent published states (oldest first, the latest included), to answer a
     /// resume with a delta and to inspect a given tick.
     history: VecDeque<(u64, Arc<EntityTable>)>,
-    /// Connected members by player id.
+    /// Connected players by player id.
     members: HashMap<PlayerId, GameMember>,
+    /// Connected spectators by connection id (player id 0 on the wire, no
+    /// entity, no inputs).
+    spectators: HashMap<ConnId, GameMember>,
     /// Disconnected players within their resume grace.
     away: HashMap<PlayerId, AwayPlayer>,
     /// Resume tokens of present and away players.
@@ -180,6 +185,7 @@ impl GameRoom {
             history: VecDeque::from([(0, table.clone())]),
             table,
             members: HashMap::new(),
+            spectators: HashMap::new(),
             away: HashMap::new(),
             tokens: HashMap::new(),
             next_player: 1,
@@ -225,6 +231,10 @@ impl GameRoom {
             m.link
                 .kick(CloseCode::Error, format!("room failed: {reason}"));
         }
+        for (_, mut m) in self.spectators.drain() {
+            m.link
+                .kick(CloseCode::Error, format!("room failed: {reason}"));
+        }
         self.away.clear();
         self.tokens.clear();
         if let Some(restore) = self.pending_restore.take() {
@@ -255,7 +265,10 @@ impl GameRoom {
         if lateness >= self.period() {
             m.overruns.increment(1);
         }
-        if self.tick % u64::from(self.game_entry.settings.tick_rate_hz) == 0 {
+        if self
+            .tick
+            .is_multiple_of(u64::from(self.game_entry.settings.tick_rate_hz))
+        {
             self.room_metrics.members.record(self.members.len() as f64);
             self.out_rate
                 .sample(started, self.room_metrics.room_bytes_out());
@@ -401,7 +414,11 @@ impl GameRoom {
             self.guarded("player_left", |g| g.player_left(player));
         }
         self.next_player = self.next_player.max(restore.next_player);
-        for member in self.members.values_mut() {
+        for member in self
+            .members
+            .values_mut()
+            .chain(self.spectators.values_mut())
+        {
             member.link.request_catch_up();
         }
         info!(parent: &self.span, snapshot = restore.snapshot_id, tick = self.tick, players = present.len(), "restoring snapshot at this tick");
@@ -418,40 +435,35 @@ impl GameRoom {
                 .get_or_insert_with(|| ServerMessage::Snapshot(snapshot(table, tick)).encode())
                 .clone()
         };
-        let mut too_slow = Vec::new();
-        let mut gone = Vec::new();
-        let (mut frames, mut bytes, mut skipped) = (0u64, 0u64, 0u64);
-        for (player, member) in &mut self.members {
-            match member
-                .link
-                .deliver(Some(delta), &mut make_snapshot, now, lag_timeout)
-            {
-                Delivery::Sent(len) => {
-                    frames += 1;
-                    bytes += len as u64;
-                }
-                Delivery::Lagging => skipped += 1,
-                Delivery::TooSlow => too_slow.push(*player),
-                Delivery::Gone => gone.push(*player),
-            }
-        }
-        self.room_metrics.sent_total(frames, bytes);
+        let mut tally = Tally::default();
+        let (too_slow, gone) = deliver_each(
+            self.members.iter_mut().map(|(p, m)| (*p, &mut m.link)),
+            delta,
+            &mut make_snapshot,
+            now,
+            lag_timeout,
+            &mut tally,
+        );
+        let (slow_spectators, gone_spectators) = deliver_each(
+            self.spectators.iter_mut().map(|(c, m)| (*c, &mut m.link)),
+            delta,
+            &mut make_snapshot,
+            now,
+            lag_timeout,
+            &mut tally,
+        );
+        let slow = (too_slow.len() + slow_spectators.len()) as u64;
+        self.room_metrics.sent_total(tally.frames, tally.bytes);
         self.room_metrics
             .outbox_drops
-            .increment(skipped + too_slow.len() as u64);
-        self.room_metrics
-            .lagging_disconnects
-            .increment(too_slow.len() as u64);
+            .increment(tally.skipped + slow);
+        self.room_metrics.lagging_disconnects.increment(slow);
+        let too_slow_reason =
+            format!("too slow: could not keep up with the room for {lag_timeout:?}");
         for player in too_slow {
             if let Some(mut m) = self.members.remove(&player) {
                 warn!(parent: &self.span, player, conn = m.conn, skipped = m.link.frames_skipped, "disconnecting a member that cannot keep up");
-                m.link.kick(
-                    CloseCode::Policy,
-                    format!(
-                        "too slow: could not keep up with the room for {:?}",
-                        lag_timeout
-                    ),
-                );
+                m.link.kick(CloseCode::Policy, too_slow_reason.clone());
                 self.player_disconnected(player, now);
             }
         }
@@ -459,6 +471,15 @@ impl GameRoom {
             if self.members.remove(&player).is_some() {
                 self.player_disconnected(player, now);
             }
+        }
+        for conn in slow_spectators {
+            if let Some(mut m) = self.spectators.remove(&conn) {
+                warn!(parent: &self.span, conn, "disconnecting a spectator that cannot keep up");
+                m.link.kick(CloseCode::Policy, too_slow_reason.clone());
+            }
+        }
+        for conn in gone_spectators {
+            self.spectators.remove(&conn);
         }
     }
 
@@ -488,7 +509,7 @@ impl GameRoom {
     }
 
     fn check_idle(&mut self, now: Instant, ctx: &mut Context<Self>) {
-        if !self.members.is_empty() || !self.away.is_empty() {
+        if !self.members.is_empty() || !self.spectators.is_empty() || !self.away.is_empty() {
             self.empty_since = None;
             return;
         }
@@ -642,7 +663,16 @@ impl GameRoom {
         }
         let resumable = msg
             .resume
+            .filter(|_| !msg.spectator)
             .and_then(|r| self.tokens.get(&r.token).map(|p| (*p, r)));
+        let replaces_own = resumable.is_some_and(|(p, _)| self.members.contains_key(&p));
+        let max = self.game_entry.settings.max_members;
+        if !replaces_own && self.members.len() + self.spectators.len() >= max {
+            return Err(JoinRefused::Full(max));
+        }
+        if msg.spectator {
+            return Ok(self.join_spectator(msg));
+        }
         let (player, token, resumed) = match resumable {
             Some((player, resume)) => {
                 if let Some(mut old) = self.members.remove(&player) {
@@ -669,19 +699,12 @@ impl GameRoom {
         }
         let member = GameMember {
             conn: msg.conn,
+            user: msg.user,
             link: MemberLink::new(msg.outbox, msg.kick, msg.latency),
             inputs: msg.inputs,
         };
-        let welcome = ServerMessage::Welcome(Welcome {
-            protocol: PROTOCOL_VERSION,
-            player_id: player,
-            resume_token: token,
-            resumed: resumed.is_some(),
-            game: self.game_entry.name.to_string(),
-            room: self.key.room().to_owned(),
-            tick_rate_hz: self.game_entry.settings.tick_rate_hz,
-        });
-        self.room_metrics.sent_if(&member.link, welcome.encode());
+        self.room_metrics
+            .sent_if(&member.link, self.welcome(player, token, resumed.is_some()));
         if msg.resume.is_some() && resumed.is_none() {
             self.room_metrics.sent_if(
                 &member.link,
@@ -710,8 +733,48 @@ impl GameRoom {
         })
     }
 
-    /// The member of `player` if it is attached through `conn`.
+    /// The encoded `Welcome` for a member.
+    fn welcome(&self, player: PlayerId, token: ResumeToken, resumed: bool) -> Bytes {
+        ServerMessage::Welcome(Welcome {
+            protocol: PROTOCOL_VERSION,
+            player_id: player,
+            resume_token: token,
+            resumed,
+            game: self.game_entry.name.to_string(),
+            room: self.key.room().to_owned(),
+            tick_rate_hz: self.game_entry.settings.tick_rate_hz,
+        })
+        .encode()
+    }
+
+    /// Takes a spectator: player id 0 and an all-zero resume token in its
+    /// `Welcome`, then the snapshot; it gets every delta and has no entity.
+    fn join_spectator(&mut self, msg: JoinGame) -> Joined {
+        let member = GameMember {
+            conn: msg.conn,
+            user: msg.user,
+            link: MemberLink::new(msg.outbox, msg.kick, msg.latency),
+            inputs: msg.inputs,
+        };
+        let welcome = self.welcome(SPECTATOR_PLAYER_ID, ResumeToken([0; 16]), false);
+        self.room_metrics.sent_if(&member.link, welcome);
+        self.room_metrics
+            .sent_if(&member.link, self.encode_snapshot());
+        info!(parent: &self.span, conn = msg.conn, "spectator joined");
+        self.spectators.insert(msg.conn, member);
+        self.empty_since = None;
+        Joined {
+            player: SPECTATOR_PLAYER_ID,
+            resumed: false,
+        }
+    }
+
+    /// The member of `player` (a spectator for player 0) if it is attached
+    /// through `conn`.
     fn member(&mut self, player: PlayerId, conn: u64) -> Option<&mut GameMember> {
+        if player == SPECTATOR_PLAYER_ID {
+            return self.spectators.get_mut(&conn);
+        }
         self.members.get_mut(&player).filter(|m| m.conn == conn)
     }
 }
@@ -747,6 +810,9 @@ impl Actor for GameRoom {
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
         for (_, mut m) in self.members.drain() {
+            m.link.kick(CloseCode::Away, "room closed");
+        }
+        for (_, mut m) in self.spectators.drain() {
             m.link.kick(CloseCode::Away, "room closed");
         }
         Running::Stop
@@ -810,6 +876,11 @@ impl Handler<MemberGone> for GameRoom {
         if self.member(msg.player, msg.conn).is_none() {
             return;
         }
+        if msg.player == SPECTATOR_PLAYER_ID {
+            self.spectators.remove(&msg.conn);
+            info!(parent: &self.span, conn = msg.conn, "spectator gone");
+            return;
+        }
         self.members.remove(&msg.player);
         info!(parent: &self.span, player = msg.player, conn = msg.conn, departure = ?msg.departure, "member gone");
         match msg.departure {
@@ -839,11 +910,17 @@ impl Handler<DescribeRoom> for GameRoom {
 
     fn handle(&mut self, msg: DescribeRoom, _ctx: &mut Context<Self>) -> Self::Result {
         let state = msg.with_state.then(|| self.game.state_json());
-        let mut members: Vec<MemberInfo> = self
-            .members
-            .iter()
-            .map(|(player, m)| MemberInfo {
-                player: *player,
+        let players = self.members.iter().map(|(p, m)| (*p, m, false));
+        let spectators = self
+            .spectators
+            .values()
+            .map(|m| (SPECTATOR_PLAYER_ID, m, true));
+        let mut members: Vec<MemberInfo> = players
+            .chain(spectators)
+            .map(|(player, m, spectator)| MemberInfo {
+                player,
+                spectator,
+                user: m.user.clone(),
                 conn: m.conn,
                 outbox_depth: m.link.outbox_depth(),
                 frames_skipped: m.link.frames_skipped,
@@ -851,7 +928,7 @@ impl Handler<DescribeRoom> for GameRoom {
                 latency_ms: m.link.latency.millis(),
             })
             .collect();
-        members.sort_by_key(|m| m.player);
+        members.sort_by_key(|m| (m.spectator, m.player, m.conn));
         let mut away_players: Vec<PlayerId> = self.away.keys().copied().collect();
         away_players.sort_unstable();
         actix::MessageResult(GameRoomInfo {
@@ -883,6 +960,42 @@ impl Handler<TakeSnapshot> for GameRoom {
         };
         Box::pin(async move { pending?.await }.into_actor(self))
     }
+}
+
+/// The player id a spectator's `Welcome` carries: no player has it.
+pub const SPECTATOR_PLAYER_ID: PlayerId = 0;
+
+/// What one broadcast queued and skipped.
+#[derive(Debug, Default)]
+struct Tally {
+    frames: u64,
+    bytes: u64,
+    skipped: u64,
+}
+
+/// Delivers `delta` (or a catch-up snapshot) to each link; returns the keys of
+/// the members too slow to keep and of those whose session is gone.
+fn deliver_each<'a, K>(
+    links: impl Iterator<Item = (K, &'a mut MemberLink)>,
+    delta: &Bytes,
+    make_snapshot: &mut dyn FnMut() -> Bytes,
+    now: Instant,
+    lag_timeout: Duration,
+    tally: &mut Tally,
+) -> (Vec<K>, Vec<K>) {
+    let (mut too_slow, mut gone) = (Vec::new(), Vec::new());
+    for (key, link) in links {
+        match link.deliver(Some(delta), make_snapshot, now, lag_timeout) {
+            Delivery::Sent(len) => {
+                tally.frames += 1;
+                tally.bytes += len as u64;
+            }
+            Delivery::Lagging => tally.skipped += 1,
+            Delivery::TooSlow => too_slow.push(key),
+            Delivery::Gone => gone.push(key),
+        }
+    }
+    (too_slow, gone)
 }
 
 /// The game state stored in a snapshot, as JSON (through the game's serde).

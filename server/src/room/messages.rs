@@ -31,6 +31,10 @@ pub struct JoinGame {
     pub kick: oneshot::Sender<CloseReason>,
     /// The member's round-trip time, measured by the session.
     pub latency: Latency,
+    /// Joins as a spectator: no entity, no inputs (player id 0).
+    pub spectator: bool,
+    /// Who the join token named (`None` with authentication off).
+    pub user: Option<String>,
 }
 
 /// A successful join.
@@ -51,6 +55,9 @@ pub enum JoinRefused {
     /// The room's game failed; it refuses members until it is evicted.
     #[error("room failed: {0}")]
     Failed(String),
+    /// The room holds its most members.
+    #[error("room is full ({0} members)")]
+    Full(usize),
 }
 
 /// A member asks for a fresh snapshot.
@@ -153,8 +160,12 @@ pub struct GameRoomInfo {
 /// One member in [`GameRoomInfo`].
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MemberInfo {
-    /// Player id.
+    /// Player id (0 for spectators).
     pub player: PlayerId,
+    /// A spectator (no entity, no inputs).
+    pub spectator: bool,
+    /// Who its join token named (`None` with authentication off).
+    pub user: Option<String>,
     /// Connection id.
     pub conn: ConnId,
     /// Frames waiting in its outbox.
@@ -182,6 +193,10 @@ pub struct DocMemberInfo {
     pub latency_ms: Option<f64>,
     /// Awareness client ids it introduced.
     pub awareness_clients: usize,
+    /// Read-only member.
+    pub read_only: bool,
+    /// Who its join token named (`None` with authentication off).
+    pub user: Option<String>,
 }
 
 /// Stops the room (graceful shutdown or operator request).
@@ -201,6 +216,10 @@ pub struct JoinDoc {
     pub kick: oneshot::Sender<CloseReason>,
     /// The member's round-trip time, measured by the session.
     pub latency: Latency,
+    /// Read-only: its updates are dropped (it is told so), its awareness relayed.
+    pub read_only: bool,
+    /// Who the join token named (`None` with authentication off).
+    pub user: Option<String>,
 }
 
 /// The decoded messages of one frame from a doc member.

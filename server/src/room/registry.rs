@@ -323,6 +323,13 @@ impl RoomRegistry {
         })
     }
 
+    /// Whether a room may be created for `key`: it exists already, or fewer than
+    /// `max` rooms are live.
+    pub fn has_room_for(&self, key: &RoomKey, max: usize) -> bool {
+        let rooms = self.lock();
+        rooms.contains_key(key) || rooms.len() < max
+    }
+
     /// Every live room, sorted by key.
     pub fn rooms(&self) -> Vec<RoomEntry> {
         let mut list: Vec<RoomEntry> = self

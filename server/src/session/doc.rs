@@ -38,6 +38,10 @@ pub struct DocSession {
     pub outbox_frames: usize,
     /// Cancelled at server shutdown.
     pub shutdown: CancellationToken,
+    /// Read-only: its updates are dropped (it is told so once), its awareness relayed.
+    pub read_only: bool,
+    /// Who the join token named (`None` with authentication off).
+    pub user: Option<String>,
 }
 
 /// Forwards a doc member's frames to its room.
@@ -134,6 +138,8 @@ impl DocSession {
                 outbox,
                 kick,
                 latency: latency.clone(),
+                read_only: self.read_only,
+                user: self.user.clone(),
             };
             async move { addr.send(request).await.map(|r| r.map(|()| addr)) }
         })

@@ -43,6 +43,10 @@ pub struct GameSession {
     pub outbox_frames: usize,
     /// Cancelled at server shutdown.
     pub shutdown: CancellationToken,
+    /// Joins as a spectator: no entity; its inputs are refused (the connection stays).
+    pub spectator: bool,
+    /// Who the join token named (`None` with authentication off).
+    pub user: Option<String>,
 }
 
 /// A joined member: its room and identity.
@@ -156,6 +160,8 @@ impl GameSession {
                 inputs: inputs_rx,
                 kick,
                 latency: latency.clone(),
+                spectator: self.spectator,
+                user: self.user.clone(),
             };
             async move {
                 addr.send(request)
@@ -205,6 +211,16 @@ impl FrameHandler for GameFrames<'_> {
         let m = self.membership;
         let (player, conn) = (m.player, self.session.conn);
         let sent = match message {
+            ClientMessage::Input(_) if self.session.spectator => {
+                crate::metrics::refused("input_refused");
+                send_error(
+                    ws,
+                    error::INPUT_REFUSED,
+                    "spectators send no inputs (the join token's role is spectator)",
+                )
+                .await;
+                Ok(())
+            }
             ClientMessage::Input(input) => {
                 if let Err(e) = self.session.game.check_input(&input.payload) {
                     return Flow::End(close_reason(CloseCode::Invalid, e.to_string()), gone);

@@ -54,6 +54,13 @@ where
                     writer,
                 });
             }
+            Ok(Err(JoinRefused::Full(max))) => {
+                crate::metrics::refused("room_full");
+                return Err(close_reason(
+                    CloseCode::Again,
+                    format!("room is full ({max} members); try again later"),
+                ));
+            }
             Ok(Err(JoinRefused::Failed(reason))) => {
                 return Err(close_reason(
                     CloseCode::Error,

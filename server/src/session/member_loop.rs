@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::rate::{RateExceeded, RateLimiter};
 use super::socket::{self, close_reason, ConnLimits, Frame};
 use crate::metrics::ConnectionMetrics;
 use crate::room::member::Latency;
@@ -65,6 +66,11 @@ pub async fn serve_member<H: FrameHandler>(
 ) -> (Option<CloseReason>, Departure) {
     let gone = Departure::Disconnected;
     let mut heartbeat = tokio::time::interval(limits.heartbeat_interval);
+    let mut rate = RateLimiter::new(
+        limits.max_messages_per_sec,
+        limits.max_bytes_per_sec,
+        limits.max_frame_bytes,
+    );
     let mut last_heard = Instant::now();
     loop {
         let frame = tokio::select! {
@@ -90,6 +96,20 @@ pub async fn serve_member<H: FrameHandler>(
             Frame::Binary(bytes) => {
                 counters.messages_in.increment(1);
                 counters.bytes_in.increment(bytes.len() as u64);
+                if let Err(exceeded) = rate.admit(last_heard, bytes.len()) {
+                    crate::metrics::refused(exceeded.reason());
+                    let why = match exceeded {
+                        RateExceeded::Messages => format!(
+                            "message rate limit exceeded ({} per second)",
+                            limits.max_messages_per_sec
+                        ),
+                        RateExceeded::Bytes => format!(
+                            "byte rate limit exceeded ({} bytes per second)",
+                            limits.max_bytes_per_sec
+                        ),
+                    };
+                    return (Some(close_reason(CloseCode::Policy, why)), gone);
+                }
                 if let Flow::End(reason, departure) = handler.on_binary(ws, bytes).await {
                     return (Some(reason), departure);
                 }

@@ -25,6 +25,10 @@ pub struct ConnLimits {
     pub heartbeat_interval: Duration,
     /// Close a peer silent for this long.
     pub heartbeat_timeout: Duration,
+    /// Messages per second the peer may send (bursts of twice as many).
+    pub max_messages_per_sec: u32,
+    /// Bytes per second the peer may send (bursts up to `max_frame_bytes`).
+    pub max_bytes_per_sec: u32,
 }
 
 /// A close reason with a description.

@@ -163,7 +163,7 @@ async fn run_player(
         tokio::select! {
             _ = ticker.tick(), if sending => {
                 seq += 1;
-                if (seq - 1) % INPUTS_PER_DIRECTION == 0 {
+                if (seq - 1).is_multiple_of(INPUTS_PER_DIRECTION) {
                     input = ArenaInput { dx: rng.gen_range(-1..=1), dy: rng.gen_range(-1..=1) };
                 }
                 let sent_at = Instant::now();
