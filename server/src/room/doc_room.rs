@@ -1125,4 +1125,3 @@ impl Handler<StopRoom> for DocRoom {
         Box::pin(done.into_actor(self).map(|_, _, ctx| ctx.stop()))
     }
 }
-
