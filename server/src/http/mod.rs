@@ -95,6 +95,8 @@ impl AppState {
         if self.shutdown.is_cancelled() {
             return Ok(HttpResponse::ServiceUnavailable().body("server shutting down\n"));
         }
+        // Oversized messages are refused from their headers, before buffering.
+        let body = crate::session::guard_payload(req, body, limits.max_frame_bytes);
         let (mut response, ws, stream) = actix_ws::handle(req, body)?;
         if let Some(protocol) = admitted
             .protocol

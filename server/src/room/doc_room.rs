@@ -128,6 +128,9 @@ struct DocState {
     durable_through: i64,
     /// Seq of the next accepted update.
     next_seq: i64,
+    /// Bytes of the updates received while yrs held updates waiting for missing
+    /// dependencies (an upper bound of what it keeps pending); 0 once nothing is.
+    pending_bytes: usize,
 }
 
 impl DocState {
@@ -149,6 +152,7 @@ impl DocState {
             log_bytes: 0,
             durable_through: 0,
             next_seq: 1,
+            pending_bytes: 0,
         }
     }
 
@@ -196,9 +200,17 @@ impl DocState {
         Ok(state)
     }
 
-    /// Approximate encoded size: the base plus the updates since.
+    /// Approximate encoded size: the base plus the updates since, plus what
+    /// waits for missing dependencies (kept in memory and sent to joiners too).
     fn size(&self) -> usize {
-        self.base.len() + self.log_bytes
+        self.base.len() + self.log_bytes + self.pending_bytes
+    }
+
+    /// Counts an applied update of `len` bytes toward [`Self::pending_bytes`]
+    /// while the doc holds pending updates.
+    fn count_pending(&mut self, len: usize) {
+        let pending = self.awareness.doc().transact().has_missing_updates();
+        self.pending_bytes = if pending { self.pending_bytes + len } else { 0 };
     }
 
     /// Applies an update; returns what it integrated (possibly nothing new), each
@@ -788,6 +800,12 @@ impl DocRoom {
                 }
                 Inbound::Update { update, len } => {
                     let limit = self.doc_settings.max_doc_bytes;
+                    if self.state.size() + len > limit && self.state.pending_bytes > 0 {
+                        // Updates still waiting for their dependencies were never
+                        // relayed or stored: drop them rather than refuse an edit.
+                        warn!(parent: &self.span, bytes = self.state.pending_bytes, "dropping pending updates at the size limit");
+                        self.state.rebuild();
+                    }
                     if self.state.size() + len > limit {
                         return Err(DocRefusal::TooLarge(format!(
                             "document size limit reached ({limit} bytes); further edits are refused"
@@ -797,6 +815,7 @@ impl DocRoom {
                         warn!(parent: &self.span, conn, cause = %why, "update refused; doc rolled back");
                         DocRefusal::Invalid(format!("update does not apply: {why}"))
                     })?;
+                    self.state.count_pending(len);
                     for (seq, update) in integrated {
                         self.updates_applied += 1;
                         self.accepted(Some(conn), seq, update, notify);

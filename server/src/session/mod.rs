@@ -5,10 +5,12 @@
 //! bounded outbox onto the socket. It owns no room state.
 
 pub mod doc;
+mod frame_guard;
 pub mod game;
 mod join;
 mod member_loop;
 mod rate;
 mod socket;
 
+pub use frame_guard::guard_payload;
 pub use socket::{close_reason, ConnLimits};

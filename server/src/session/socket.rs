@@ -74,7 +74,7 @@ pub async fn next_frame(
         Some(Ok(AggregatedMessage::Close(_))) => {
             Frame::Close(close_reason(CloseCode::Normal, "closed by client"))
         }
-        Some(Err(ProtocolError::Overflow)) => Frame::Close(close_reason(
+        Some(Err(e)) if too_big(&e) => Frame::Close(close_reason(
             CloseCode::Size,
             format!("frame larger than {max_frame} bytes"),
         )),
@@ -82,6 +82,20 @@ pub async fn next_frame(
             CloseCode::Protocol,
             format!("websocket protocol error: {e}"),
         )),
+    }
+}
+
+/// Whether a read failed on a message over the size limit: actix-http's own
+/// check, or the header check of [`super::frame_guard`] (which actix-ws reports
+/// as an I/O error wrapping its `PayloadError::Overflow`).
+fn too_big(e: &ProtocolError) -> bool {
+    match e {
+        ProtocolError::Overflow => true,
+        ProtocolError::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<actix_web::error::PayloadError>())
+            .is_some_and(|p| matches!(p, actix_web::error::PayloadError::Overflow)),
+        _ => false,
     }
 }
 
