@@ -8,6 +8,8 @@ pub mod code {
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down (or the room was closed by an operator).
     pub const GOING_AWAY: u16 = 1001;
+    /// The client broke WebSocket framing (sent by the WebSocket layer).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// A text frame arrived: roomcast game rooms speak binary frames only.
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A binary frame did not decode as a client message (or its game input).
@@ -19,6 +21,8 @@ pub mod code {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The room failed (its game logic panicked); its last good state is kept.
     pub const INTERNAL_ERROR: u16 = 1011;
+    /// The room is restarting or full: reconnect with backoff.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// Codes carried by an in-band `Error` message; the connection stays open.

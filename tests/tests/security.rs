@@ -455,7 +455,7 @@ async fn a_connection_flood_over_the_limits_is_refused_while_members_keep_tickin
         GameConnection::connect(&server.url, "counter", "one", ConnectOptions::default()).await;
     match full {
         Err(ClientError::Closed(Some(info))) => {
-            assert_eq!(info.code, 1013, "{info:?}");
+            assert_eq!(info.code, code::TRY_AGAIN_LATER, "{info:?}");
             assert!(info.reason.contains("full"), "{info:?}");
         }
         other => panic!("expected 1013, got {:?}", other.map(|c| c.player_id())),
