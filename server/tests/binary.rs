@@ -96,3 +96,70 @@ fn the_token_subcommand_mints_a_token_the_server_verifies() {
         "{stderr}"
     );
 }
+
+/// Starts the binary with `args` and `envs`, reads its JSON log until it
+/// listens, stops it, and returns the log lines seen.
+fn start_up_log(args: &[&str], envs: &[(&str, &str)]) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
+    cmd.args([
+        "--bind",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--persistence",
+        "off",
+    ])
+    .args(args)
+    .env("RUST_LOG", "info")
+    .env_remove("ROOMCAST_AUTH_SECRET")
+    .env_remove("ROOMCAST_AUTH_PUBLIC_KEY")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start roomcast");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let listening = line.contains("roomcast listening");
+        lines.push(line);
+        if listening || lines.len() > 200 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+#[test]
+fn an_open_server_says_so_at_start_up_and_a_keyed_one_does_not() {
+    let open = start_up_log(&[], &[]);
+    assert!(
+        open.iter()
+            .any(|l| l.contains("\"WARN\"") && l.contains("AUTHENTICATION IS OFF")),
+        "{open:#?}"
+    );
+    let keyed = start_up_log(
+        &[],
+        &[("ROOMCAST_AUTH_SECRET", "a-secret-of-16-bytes-or-more")],
+    );
+    assert!(
+        keyed.iter().any(|l| l.contains("roomcast listening")),
+        "{keyed:#?}"
+    );
+    assert!(!keyed.iter().any(|l| l.contains("AUTHENTICATION IS OFF")));
+    // A secret too short to be one is refused with one line.
+    let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["--bind", "127.0.0.1:0", "--persistence", "off"])
+        .env("ROOMCAST_AUTH_SECRET", "short")
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run roomcast");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 16 bytes"), "{stderr}");
+}
