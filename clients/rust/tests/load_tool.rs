@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::process::Command;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -153,6 +154,74 @@ async fn load_tool_doc_mode_reports_converged_replicas() {
     assert!(v["server_cpu_percent"].is_number());
     assert!(v["server_rss_bytes"].as_u64().is_some_and(|b| b > 0));
     assert!(v["server_peak_rss_bytes"].as_u64().is_some_and(|b| b > 0));
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+#[actix_rt::test]
+async fn load_tool_idle_doc_mode_stays_connected() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Pings every 100 ms and a 400 ms timeout: the idle clients stay well past
+    // it, so they stay connected only if they answer the pings.
+    let config = roomcast_server::Config {
+        persistence: "off".into(),
+        http_workers: 1,
+        room_threads: 1,
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_millis(400),
+        ..Default::default()
+    };
+    let shutdown = CancellationToken::new();
+    let server = actix_rt::spawn(roomcast_server::run(listener, config, shutdown.clone()));
+
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_roomcast-load"))
+            .args([
+                "--url",
+                &format!("ws://127.0.0.1:{port}"),
+                "--doc",
+                "--idle",
+            ])
+            .args([
+                "--docs",
+                "2",
+                "--clients-per-doc",
+                "3",
+                "--duration",
+                "1.5",
+                "--warmup",
+                "0.5",
+                "--json",
+            ])
+            .args(["--server-pid", &std::process::id().to_string()])
+            .output()
+            .expect("run roomcast-load")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "roomcast-load failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().expect("some output");
+    let v: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
+    assert_eq!(v["mode"], "doc-idle", "{last}");
+    assert_eq!(
+        (v["docs"].as_u64(), v["clients_per_doc"].as_u64()),
+        (Some(2), Some(3)),
+        "{last}"
+    );
+    assert_eq!(v["joined"].as_u64(), Some(6), "{last}");
+    assert_eq!(v["failures"].as_u64(), Some(0), "{last}");
+    assert_eq!(v["disconnects"].as_u64(), Some(0), "{last}");
+    assert!(v["load_cpu_percent"].is_number());
+    assert!(v["server_cpu_percent"].is_number());
+    assert!(v["server_rss_bytes"].as_u64().is_some_and(|b| b > 0));
 
     shutdown.cancel();
     server.await.unwrap().unwrap();

@@ -215,8 +215,8 @@ fn text_hash(text: &TextRef, conn: &DocConnection) -> u64 {
     h.finish()
 }
 
-/// How a client's event handling went.
-fn closed_reason(event: Result<DocEvent, roomcast_client::ClientError>) -> Option<String> {
+/// Why the connection ended, if `event` says it did (also used by idle mode).
+pub fn closed_reason(event: Result<DocEvent, roomcast_client::ClientError>) -> Option<String> {
     match event {
         Ok(DocEvent::Closed(info)) => Some(match info {
             Some(c) => format!("closed by server: {} {}", c.code, c.reason),

@@ -5,9 +5,11 @@
 //! mode (`--doc`, [`doc`]) opens `--docs × --clients-per-doc` y-websocket peers
 //! that insert short texts at `--rate` per second and measures how long an edit
 //! takes to reach the other clients of its doc, and whether all replicas
-//! converge. Both report the tool's own CPU and optionally the server's CPU and
-//! memory; they print a short table and, with `--json`, one JSON object as the
-//! last line of stdout.
+//! converge. Idle doc mode (`--doc --idle`, [`idle`]) opens peers that sync and
+//! then stay quiet, to measure what open idle connections cost the server. All
+//! report the tool's own CPU and optionally the server's CPU and memory; they
+//! print a short table and, with `--json`, one JSON object as the last line of
+//! stdout.
 //!
 //! Timeline: connections are opened at `--connect-rate` per second (the ramp);
 //! the warmup starts when the last connection is due; the measured window is the
@@ -16,6 +18,7 @@
 mod common;
 mod doc;
 mod game;
+mod idle;
 
 use std::process::ExitCode;
 
@@ -29,7 +32,9 @@ use roomcast_client::stats;
 /// delta jitter, bandwidth and CPU figures. Doc mode (--doc): y-websocket peers
 /// inserting short texts into the Y.Text "text" of doc rooms, with
 /// edit-to-other-client latency, delivery rate, a convergence check and CPU
-/// figures.
+/// figures. Idle doc mode (--doc --idle): peers that sync, then only read
+/// (answering the server's pings) until the end, then close; it reports joins,
+/// join failures and disconnects.
 ///
 /// Timeline: connections open at --connect-rate per second; the warmup starts
 /// when the last one is due; then --duration seconds are measured. Total run time
@@ -68,13 +73,19 @@ struct Args {
     #[arg(long, default_value_t = 1, requires = "doc")]
     docs: u32,
 
-    /// Doc mode: clients (connections, each with its own replica) per doc; at least 2.
+    /// Doc mode: clients (connections, each with its own replica) per doc; at
+    /// least 2 (1 with --idle).
     #[arg(long, default_value_t = 4, requires = "doc")]
     clients_per_doc: u32,
 
     /// Doc mode: text edits per second per client (fractions allowed).
     #[arg(long, default_value_t = 1.0, requires = "doc")]
     rate: f64,
+
+    /// Doc mode: idle clients that sync, then send nothing (they keep reading, so
+    /// they answer the server's pings) until the end of --duration, then close.
+    #[arg(long, requires = "doc", conflicts_with = "rate")]
+    idle: bool,
 
     /// Measured window in seconds, after the warmup (fractions allowed).
     #[arg(long, default_value_t = 10.0)]
@@ -121,14 +132,21 @@ impl Args {
         );
         let longest = if self.doc {
             ensure!(self.docs >= 1, "--docs must be at least 1");
-            ensure!(
-                self.clients_per_doc >= 2,
-                "--clients-per-doc must be at least 2 (latency is measured between clients)"
-            );
-            ensure!(
-                self.rate.is_finite() && self.rate > 0.0,
-                "--rate must be a positive number of edits per second"
-            );
+            if self.idle {
+                ensure!(
+                    self.clients_per_doc >= 1,
+                    "--clients-per-doc must be at least 1"
+                );
+            } else {
+                ensure!(
+                    self.clients_per_doc >= 2,
+                    "--clients-per-doc must be at least 2 (latency is measured between clients)"
+                );
+                ensure!(
+                    self.rate.is_finite() && self.rate > 0.0,
+                    "--rate must be a positive number of edits per second"
+                );
+            }
             format!("{}-doc-{}", self.room_prefix, self.docs - 1)
         } else {
             ensure!(
@@ -183,7 +201,9 @@ impl Args {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     args.validate()?;
-    if args.doc {
+    if args.idle {
+        idle::run(&args).await
+    } else if args.doc {
         doc::run(&args).await
     } else {
         game::run(&args).await
