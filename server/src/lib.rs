@@ -3,6 +3,8 @@
 //! Modules, and what each owns:
 //! - [`auth`]: join tokens (JWT): verification, claims and roles, minting.
 //! - [`config`]: the one configuration struct (CLI flags = `ROOMCAST_*` env vars).
+//! - `fuzzing` (hidden): entry points for the fuzz targets and their regression
+//!   tests; not a stable API.
 //! - [`game`]: the pluggable [`game::Game`] trait, the catalog of games by name, and
 //!   the built-in games (`arena`, `counter`).
 //! - [`room`]: room actors (game rooms, doc rooms) and the registry that creates,
@@ -26,6 +28,8 @@
 
 pub mod auth;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod game;
 pub mod http;
 pub mod metrics;

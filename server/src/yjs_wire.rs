@@ -3,7 +3,10 @@
 //! (0 sync, 1 awareness, 2 auth, 3 query-awareness) and its body. Bodies are
 //! decoded and encoded with `yrs::sync` only; this module adds what yrs leaves
 //! out: finding message boundaries (so a truncated message is an error rather
-//! than silently dropped) and deciding what is ignored.
+//! than silently dropped), deciding what is ignored, and refusing bodies yrs
+//! cannot safely decode (`bounds`).
+
+pub(crate) mod bounds;
 
 use bytes::Bytes;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
@@ -105,11 +108,22 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn body_error(what: &'static str) -> impl FnOnce(yrs::encoding::read::Error) -> WireError {
-    move |e| WireError::Body {
-        what,
-        cause: e.to_string(),
-    }
+/// Decodes a message body with yrs once `bounds` found nothing yrs cannot
+/// be trusted with; a panic in yrs is an undecodable body too.
+fn decode_body<T: Decode>(
+    what: &'static str,
+    body: &[u8],
+    check: fn(&[u8]) -> Result<(), String>,
+) -> Result<T, WireError> {
+    let cause = match check(body) {
+        Err(why) => why,
+        Ok(()) => match std::panic::catch_unwind(|| T::decode_v1(body)) {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "yrs panicked decoding it".to_owned(),
+        },
+    };
+    Err(WireError::Body { what, cause })
 }
 
 /// Decodes every message of a frame. A message of an unknown type ends the frame
@@ -124,11 +138,13 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<Inbound>, WireError> {
                 let sub = r.var_uint()?;
                 let body = r.var_buf()?;
                 out.push(match sub {
-                    0 => Inbound::SyncStep1(
-                        StateVector::decode_v1(body).map_err(body_error("state vector"))?,
-                    ),
+                    0 => Inbound::SyncStep1(decode_body(
+                        "state vector",
+                        body,
+                        bounds::state_vector_v1,
+                    )?),
                     1 | 2 => Inbound::Update {
-                        update: Update::decode_v1(body).map_err(body_error("update"))?,
+                        update: decode_body("update", body, bounds::update_v1)?,
                         len: body.len(),
                     },
                     other => return Err(WireError::UnknownSyncType(other)),
@@ -136,9 +152,11 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<Inbound>, WireError> {
             }
             MSG_AWARENESS => {
                 let body = r.var_buf()?;
-                out.push(Inbound::Awareness(
-                    AwarenessUpdate::decode_v1(body).map_err(body_error("awareness update"))?,
-                ));
+                out.push(Inbound::Awareness(decode_body(
+                    "awareness update",
+                    body,
+                    bounds::awareness_v1,
+                )?));
             }
             MSG_AUTH => {
                 // permission (varuint), then a reason string when denied.

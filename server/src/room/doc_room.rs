@@ -29,6 +29,7 @@ use actix_ws::CloseCode;
 use bytes::Bytes;
 use tracing::{error, info, info_span, warn};
 use yrs::block::ClientID;
+use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
@@ -92,6 +93,97 @@ fn new_doc() -> Doc {
         offset_kind: OffsetKind::Utf16,
         ..Options::default()
     })
+}
+
+/// Why `update` must be refused because a block of it is misplaced against
+/// what the document knows of its client (its clock, `known`):
+/// - after a hole: yrs integrates such a block at once (behind a placeholder)
+///   when nothing else it refers to is missing, but leaves it out of the
+///   transaction's update event, so it would never be relayed nor logged;
+/// - straddling the known clock: yrs keeps the new part, placed after the
+///   known one but under the parent the block claims, which a client reusing
+///   ids can make contradict it (the document then encodes differently from
+///   what it shows).
+///
+/// A client's own edits start at its clock, and its sync step 2 at the room's
+/// state vector; wholly known blocks (a resend) are fine. Only a client that
+/// forwards edits it got elsewhere (several providers) can be refused by
+/// mistake, and it sends what the room lacks when it reconnects.
+fn out_of_order(known: &StateVector, update: &Update) -> Option<String> {
+    for (client, ranges) in update.insertions(true).iter() {
+        let mut ranges: Vec<_> = ranges.iter().cloned().collect();
+        ranges.sort_unstable_by_key(|r| r.start);
+        let clock = known.get(client);
+        let mut next = clock;
+        for range in ranges {
+            if range.start > next {
+                return Some(format!(
+                    "update skips clocks {next}..{} of client {}",
+                    range.start,
+                    client.get()
+                ));
+            }
+            if range.start < clock && range.end > clock {
+                return Some(format!(
+                    "update rewrites clocks {}..{clock} of client {}",
+                    range.start,
+                    client.get()
+                ));
+            }
+            next = next.max(range.end);
+        }
+    }
+    None
+}
+
+/// Removes a client's awareness state. yrs's `remove_state` adds one to the
+/// clock, which overflows (a panic in debug builds) for a state a client set
+/// at clock `u32::MAX`; such a state is removed at its own clock instead, which
+/// yrs and Yjs clients also take as a removal.
+fn remove_awareness_state(awareness: &mut Awareness, id: ClientID) {
+    if !matches!(awareness.meta(id), Some((u32::MAX, _))) {
+        awareness.remove_state(id);
+        return;
+    }
+    let removal = AwarenessUpdateEntry {
+        clock: u32::MAX,
+        json: "null".into(),
+    };
+    let update = AwarenessUpdate {
+        clients: HashMap::from([(id, removal)]),
+    };
+    if let Err(e) = awareness.apply_update(update) {
+        warn!(cause = %e, "cannot remove an awareness state");
+    }
+}
+
+/// Why an update is refused when it refers to content the document does not
+/// have (yrs would keep it pending): pending content is not relayed nor
+/// logged, a rollback drops it, and a later update reusing its ids makes the
+/// document encode differently from what it shows. A client's edits only refer
+/// to what it got from the room; one refused for this sends what the room
+/// lacks in its sync step 2 when it reconnects.
+fn pending_refused() -> String {
+    "update refers to content the document does not have".to_owned()
+}
+
+/// Why `update` must be refused because yrs cannot read back its own encoding
+/// of it (some odd contents do not round-trip): once in the document, such
+/// content would make every later encoding of it (sync answers, catch-ups,
+/// snapshots) fail or panic inside yrs.
+fn not_reencodable(update: &Update) -> Option<String> {
+    use yrs::updates::encoder::Encode;
+    let reread = catch_unwind(AssertUnwindSafe(|| {
+        let bytes = update.encode_v1();
+        let again = Update::decode_v1(&bytes).map_err(|e| e.to_string())?;
+        Ok::<_, String>(again.encode_v1() == bytes)
+    }));
+    match reread {
+        Ok(Ok(true)) => None,
+        Ok(Ok(false)) => Some("update does not encode stably".into()),
+        Ok(Err(e)) => Some(format!("update does not decode once re-encoded: {e}")),
+        Err(_) => Some("re-encoding the update made yrs panic".into()),
+    }
 }
 
 /// One connected editor.
@@ -217,8 +309,21 @@ impl DocState {
     /// with its new seq, or why it failed, in which case the document is as it
     /// was before.
     fn apply(&mut self, update: Update) -> Result<Vec<(i64, Bytes)>, String> {
+        let known = self.awareness.doc().transact().state_vector();
+        if let Some(why) = out_of_order(&known, &update) {
+            return Err(why);
+        }
+        if let Some(why) = not_reencodable(&update) {
+            return Err(why);
+        }
         self.edit("the update made yrs panic", |txn| {
-            txn.apply_update(update).map_err(|e| e.to_string())
+            txn.apply_update(update).map_err(|e| e.to_string())?;
+            // yrs would keep what it cannot integrate yet as pending; the room
+            // holds none (see `pending_refused`).
+            match txn.has_missing_updates() {
+                true => Err(pending_refused()),
+                false => Ok(()),
+            }
         })
     }
 
@@ -351,17 +456,17 @@ impl DocState {
                 }
             }
         }
-        let states = self.awareness.update().ok();
         let mut rebuilt = DocState::with_doc(doc, std::mem::take(&mut self.base));
         rebuilt.take_captured();
         rebuilt.log = std::mem::take(&mut self.log);
         rebuilt.log_bytes = self.log_bytes;
         rebuilt.durable_through = self.durable_through;
         rebuilt.next_seq = self.next_seq;
+        // Only the document changes: the awareness states stay exactly as they
+        // are (removed ones and every clock included).
+        std::mem::swap(rebuilt.awareness.doc_mut(), self.awareness.doc_mut());
+        std::mem::swap(&mut rebuilt.awareness, &mut self.awareness);
         *self = rebuilt;
-        if let Some(states) = states {
-            let _ = self.awareness.apply_update(states);
-        }
     }
 
     /// A JSON view of the root types (see [`doc_restore::json_view`]).
@@ -574,7 +679,7 @@ impl DocRoom {
         let ids: Vec<ClientID> = member.clients.into_iter().collect();
         for id in &ids {
             self.owners.remove(id);
-            self.state.awareness.remove_state(*id);
+            remove_awareness_state(&mut self.state.awareness, *id);
         }
         info!(parent: &self.span, conn, awareness_ids = ids.len(), "member gone");
         self.broadcast_awareness(ids);
@@ -865,7 +970,7 @@ impl DocRoom {
             .map(|(id, _)| id)
             .collect();
         for id in &stale {
-            self.state.awareness.remove_state(*id);
+            remove_awareness_state(&mut self.state.awareness, *id);
         }
         self.broadcast_awareness(stale);
     }
@@ -1144,3 +1249,6 @@ impl Handler<StopRoom> for DocRoom {
         Box::pin(done.into_actor(self).map(|_, _, ctx| ctx.stop()))
     }
 }
+
+/// The document state driven without the actor, for [`crate::fuzzing`].
+pub(crate) mod harness;

@@ -413,6 +413,12 @@ impl GameRoom {
         for player in gone {
             self.guarded("player_left", |g| g.player_left(player));
         }
+        // The snapshot's state has them as they were then; tell the game who is away now.
+        let mut away: Vec<PlayerId> = self.away.keys().copied().collect();
+        away.sort_unstable();
+        for player in away {
+            self.guarded("player_disconnected", |g| g.player_disconnected(player));
+        }
         self.next_player = self.next_player.max(restore.next_player);
         for member in self
             .members
@@ -645,6 +651,7 @@ impl GameRoom {
             self.tokens.insert(token, player);
             // Everyone is away until they resume with their token (or time out).
             self.away.insert(player, AwayPlayer { since: now });
+            self.guarded("player_disconnected", |g| g.player_disconnected(player));
         }
         let Some(table) = self.guarded("publish", |g| g.publish()) else {
             return;

@@ -1,0 +1,357 @@
+//! A bounds check of message bodies before yrs decodes them.
+//!
+//! yrs's decoders trust what a hostile client controls in three ways:
+//! - a declared count reserves that many entries up front: for a hash map,
+//!   `try_reserve` succeeds on an overcommitting system and zeroes the control
+//!   bytes, so a five-byte body makes the server touch 512 MB and spend a
+//!   quarter of a second;
+//! - `Any` values (content of maps and arrays) decode recursively: some ten
+//!   thousand nested arrays, 20 kB, overflow the stack, which aborts the whole
+//!   process;
+//! - client ids beyond 53 bits and clocks that overflow `u32` trip assertions
+//!   (debug builds) or wrap;
+//! - an item whose left and right origins are the same is placed differently
+//!   depending on history, and an empty deleted range splits an item without
+//!   any visible change to relay (a split emoji becomes two U+FFFD), so the
+//!   replicas would not converge.
+//!
+//! This walk follows the lib0 v1 layout of updates, state vectors and
+//! awareness updates without allocating, and refuses a count larger than the
+//! bytes left, `Any` nesting deeper than [`MAX_ANY_DEPTH`], client ids beyond
+//! 53 bits, clocks past `u32::MAX`, such items and empty deleted ranges.
+//! Whatever else is wrong is left to yrs.
+
+/// Deepest nesting of `Any` values (maps and arrays inside map or array
+/// content) accepted; serde_json's default recursion limit is 128.
+pub const MAX_ANY_DEPTH: usize = 64;
+
+/// Largest client id (Yjs client ids are 53-bit integers).
+const MAX_CLIENT: u64 = (1 << 53) - 1;
+
+/// Reads through a body, refusing what yrs should not be handed.
+struct Walk<'a> {
+    /// The body.
+    buf: &'a [u8],
+    /// Bytes read so far.
+    pos: usize,
+}
+
+type Checked<T> = Result<T, String>;
+
+impl<'a> Walk<'a> {
+    fn left(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn u8(&mut self) -> Checked<u8> {
+        let byte = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| format!("ends early at byte {}", self.pos))?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    /// A lib0 varuint (signed ones have the same continuation bits).
+    fn var(&mut self) -> Checked<u64> {
+        let mut value = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = self.u8()?;
+            value |= u64::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!("varint too long at byte {}", self.pos))
+    }
+
+    /// A count of items that each take at least `each` bytes.
+    fn count(&mut self, each: usize) -> Checked<u64> {
+        let n = self.var()?;
+        if n > (self.left() / each) as u64 {
+            return Err(format!(
+                "declares {n} entries with {} bytes left",
+                self.left()
+            ));
+        }
+        Ok(n)
+    }
+
+    fn skip(&mut self, n: u64) -> Checked<()> {
+        if n > self.left() as u64 {
+            return Err(format!("declares {n} bytes with {} left", self.left()));
+        }
+        self.pos += n as usize;
+        Ok(())
+    }
+
+    /// A length-prefixed buffer or string; returns its length.
+    fn buf(&mut self) -> Checked<u64> {
+        let len = self.var()?;
+        self.skip(len)?;
+        Ok(len)
+    }
+
+    fn client(&mut self) -> Checked<()> {
+        let client = self.var()?;
+        if client > MAX_CLIENT {
+            return Err(format!("client id {client} is beyond 53 bits"));
+        }
+        Ok(())
+    }
+
+    /// A client id and a clock.
+    fn id(&mut self) -> Checked<(u64, u64)> {
+        let start = self.pos;
+        self.client()?;
+        self.clock(0)?;
+        let mut again = Walk {
+            buf: self.buf,
+            pos: start,
+        };
+        Ok((again.var()?, again.var()?))
+    }
+
+    /// A clock, which with `len` more must stay within `u32`.
+    fn clock(&mut self, len: u64) -> Checked<()> {
+        let clock = self.var()?;
+        if clock.saturating_add(len) > u64::from(u32::MAX) {
+            return Err(format!("clock {clock} (+{len}) overflows"));
+        }
+        Ok(())
+    }
+
+    /// One `Any` value at nesting `depth`.
+    fn any(&mut self, depth: usize) -> Checked<()> {
+        if depth > MAX_ANY_DEPTH {
+            return Err(format!("values nested deeper than {MAX_ANY_DEPTH}"));
+        }
+        match self.u8()? {
+            // undefined, null, false, true
+            127 | 126 | 121 | 120 => Ok(()),
+            // integer
+            125 => self.var().map(drop),
+            // float32, float64, bigint
+            124 => self.skip(4),
+            123 | 122 => self.skip(8),
+            // string, buffer
+            119 | 116 => self.buf().map(drop),
+            // map: entries of a key and a value
+            118 => {
+                for _ in 0..self.count(2)? {
+                    self.buf()?;
+                    self.any(depth + 1)?;
+                }
+                Ok(())
+            }
+            // array
+            117 => {
+                for _ in 0..self.count(1)? {
+                    self.any(depth + 1)?;
+                }
+                Ok(())
+            }
+            tag => Err(format!("unknown value tag {tag}")),
+        }
+    }
+
+    /// One block of an update; returns how many clocks it takes (an upper
+    /// bound for strings: their byte length).
+    fn block(&mut self) -> Checked<u64> {
+        const HAS_ORIGIN: u8 = 0x80;
+        const HAS_RIGHT_ORIGIN: u8 = 0x40;
+        const HAS_PARENT_SUB: u8 = 0x20;
+        let info = self.u8()?;
+        // GC and skip: a length.
+        if info == 0 || info == 10 {
+            return self.var();
+        }
+        let origin = if info & HAS_ORIGIN != 0 {
+            Some(self.id()?)
+        } else {
+            None
+        };
+        if info & HAS_RIGHT_ORIGIN != 0 {
+            let right = self.id()?;
+            if origin == Some(right) {
+                // No client writes this (an item goes between two others);
+                // yrs places it differently depending on what it integrated
+                // before, so replicas would disagree.
+                return Err(format!(
+                    "item with the same left and right origin {right:?}"
+                ));
+            }
+        }
+        if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
+            // The parent: a root's name, or the id of the item holding it.
+            if self.var()? == 1 {
+                self.buf()?;
+            } else {
+                self.id()?;
+            }
+            if info & HAS_PARENT_SUB != 0 {
+                self.buf()?;
+            }
+        }
+        match info & 0x0f {
+            // deleted
+            1 => self.var(),
+            // JSON: a count, then one string more than it says (as yrs reads it)
+            2 => {
+                let n = self.count(1)?;
+                for _ in 0..=n {
+                    self.buf()?;
+                }
+                Ok(n + 1)
+            }
+            // binary, embed (JSON)
+            3 | 5 => self.buf().map(|_| 1),
+            // string
+            4 => self.buf(),
+            // format: key and JSON value
+            6 => {
+                self.buf()?;
+                self.buf().map(|_| 1)
+            }
+            // a nested type; an XML element has a name
+            7 => match self.u8()? {
+                3 => self.buf().map(|_| 1),
+                0..=6 | 9 | 15 => Ok(1),
+                other => Err(format!("unsupported type ref {other}")),
+            },
+            // values
+            8 => {
+                let n = self.count(1)?;
+                for _ in 0..n {
+                    self.any(0)?;
+                }
+                Ok(n)
+            }
+            // a subdocument: guid and options
+            9 => {
+                self.buf()?;
+                self.any(0).map(|_| 1)
+            }
+            other => Err(format!("unknown content type {other}")),
+        }
+    }
+}
+
+/// Checks an update (v1): its blocks by client, then its delete set.
+pub fn update_v1(body: &[u8]) -> Checked<()> {
+    let mut w = Walk { buf: body, pos: 0 };
+    // Each client: block count, client id, first clock.
+    for _ in 0..w.count(3)? {
+        let blocks = w.count(1)?;
+        w.client()?;
+        let mut clock = w.var()?;
+        for _ in 0..blocks {
+            clock = clock.saturating_add(w.block()?);
+            if clock > u64::from(u32::MAX) {
+                return Err(format!("blocks run past clock {}", u32::MAX));
+            }
+        }
+    }
+    delete_set(&mut w)
+}
+
+/// The delete set ending an update: by client, ranges of clock and length.
+fn delete_set(w: &mut Walk<'_>) -> Checked<()> {
+    for _ in 0..w.count(2)? {
+        w.client()?;
+        for _ in 0..w.count(2)? {
+            let clock = w.var()?;
+            let len = w.var()?;
+            if clock.saturating_add(len) > u64::from(u32::MAX) {
+                return Err(format!("deleted range {clock}+{len} overflows"));
+            }
+            if len == 0 {
+                // Deletes nothing, but yrs splits the item there (a split
+                // emoji turns into two U+FFFD) and tells nobody.
+                return Err(format!("empty deleted range at clock {clock}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a state vector (v1): client ids and clocks.
+pub fn state_vector_v1(body: &[u8]) -> Checked<()> {
+    let mut w = Walk { buf: body, pos: 0 };
+    for _ in 0..w.count(2)? {
+        w.id()?;
+    }
+    Ok(())
+}
+
+/// Checks an awareness update: client id, clock and JSON state of each entry.
+pub fn awareness_v1(body: &[u8]) -> Checked<()> {
+    let mut w = Walk { buf: body, pos: 0 };
+    for _ in 0..w.count(3)? {
+        w.id()?;
+        w.buf()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::updates::decoder::Decode;
+    use yrs::{Any, Array, Doc, Map, ReadTxn, StateVector, Text, Transact, Update};
+
+    #[test]
+    fn accepts_what_yrs_encodes() {
+        let doc = Doc::with_client_id(7);
+        let (text, map, array) = (
+            doc.get_or_insert_text("t"),
+            doc.get_or_insert_map("m"),
+            doc.get_or_insert_array("a"),
+        );
+        {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 0, "héllo 😀");
+            text.remove_range(&mut txn, 1, 2);
+            map.insert(&mut txn, "n", Any::from(vec![Any::from(1.5), Any::Null]));
+            let deep = (0..MAX_ANY_DEPTH).fold(Any::Null, |inner, _| Any::from(vec![inner]));
+            map.insert(&mut txn, "deep", deep);
+            array.insert(&mut txn, 0, yrs::MapPrelim::default());
+            array.push_back(&mut txn, "x");
+            array.remove_range(&mut txn, 1, 1);
+        }
+        let update = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        assert_eq!(update_v1(&update), Ok(()));
+        Update::decode_v1(&update).unwrap();
+        let sv = yrs::updates::encoder::Encode::encode_v1(&doc.transact().state_vector());
+        assert_eq!(state_vector_v1(&sv), Ok(()));
+    }
+
+    #[test]
+    fn refuses_counts_beyond_the_body() {
+        // 2^28 clients declared in four bytes.
+        assert!(update_v1(&[0x80, 0x80, 0x80, 0x80, 0x01]).is_err());
+        assert!(state_vector_v1(&[0x80, 0x80, 0x80, 0x80, 0x01]).is_err());
+        assert!(awareness_v1(&[0x80, 0x80, 0x80, 0x80, 0x01]).is_err());
+        // A map value declaring 2^28 entries.
+        let body = [
+            1, 1, 7, 0, 8, 1, 1, b't', 1, 118, 0x80, 0x80, 0x80, 0x80, 0x01, 0,
+        ];
+        assert!(update_v1(&body).is_err());
+    }
+
+    #[test]
+    fn refuses_deep_values_and_wide_ids() {
+        let mut body = vec![1, 1, 7, 0, 8, 1, 1, b't', 1];
+        for _ in 0..10_000 {
+            body.extend_from_slice(&[117, 1]);
+        }
+        body.extend_from_slice(&[126, 0]);
+        assert!(update_v1(&body).unwrap_err().contains("nested"));
+        // Client id 2^53 in a state vector.
+        let mut sv = vec![1];
+        sv.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 0]);
+        assert!(state_vector_v1(&sv).unwrap_err().contains("53 bits"));
+    }
+}
