@@ -966,17 +966,18 @@ async fn hostile_doc_input_closes_only_its_own_connection() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 
-    an_update_with_missing_dependencies_waits_for_them(&server, &mut members).await;
+    an_update_skipping_clocks_is_refused(&server, &mut members).await;
     pending_updates_never_grow_the_doc_past_its_limit(&server, &mut members).await;
     an_awareness_flood_with_forged_ids_hits_the_message_rate(&server, &mut members).await;
     server.stop().await;
 }
 
-/// An update whose items depend on a client/clock the doc does not have: yrs
-/// keeps it pending (not integrated, not relayed, not in the content) and the
-/// connection stays; once the missing part arrives both are integrated and
-/// relayed together.
-async fn an_update_with_missing_dependencies_waits_for_them(
+/// An update whose items skip clocks of their client that the doc does not have
+/// (no client ever sends one: its own edits are contiguous, and its sync step 2
+/// is computed against the server's state vector). It is refused with 1007
+/// before yrs would keep it pending in memory; nothing is integrated or
+/// relayed, and the other members are unaffected.
+async fn an_update_skipping_clocks_is_refused(
     server: &TestServer,
     members: &mut DocMembers,
 ) {
@@ -989,66 +990,39 @@ async fn an_update_with_missing_dependencies_waits_for_them(
         .apply_update(Update::decode_v1(&before.state_update).unwrap())
         .unwrap();
     let text = replica.get_or_insert_text("t");
-    // At the start, so they never race the writer's appends for a position.
     let edit = |at: u32, s: &str| {
         let sv = replica.transact().state_vector();
         text.insert(&mut replica.transact_mut(), at, s);
         let update = replica.transact().encode_state_as_update_v1(&sv);
         update
     };
-    let first = edit(0, "[first]");
+    let _first = edit(0, "[first]");
     let second = edit(7, "[second]");
 
-    // Only the second: it waits in the server's doc; nothing changes or is relayed.
+    // Only the second: refused, the doc as it was.
     let mut ws = raw_doc_socket(server).await;
-    send_wires(
-        &mut ws,
-        &[
-            Wire::Binary(update_frame(second)),
-            Wire::Binary(SYNC_STEP_1.to_vec()),
-        ],
-    )
-    .await;
+    send_wires(&mut ws, &[Wire::Binary(update_frame(second))]).await;
     let outcome = doc_answer(&mut ws).await;
     println!("doc  | {:<66} | {outcome}", NAME);
-    assert!(matches!(outcome, Outcome::Stays), "{NAME}: {outcome}");
+    assert!(
+        matches!(&outcome, Outcome::Closed(1007, why) if why.contains("skips clocks")),
+        "{NAME}: {outcome}"
+    );
     let after = server.inspect_doc(DOC).await.unwrap();
     assert_eq!(after.content, before.content, "{NAME}: content");
     assert_eq!(
         after.summary.updates_applied, before.summary.updates_applied,
         "{NAME}: nothing integrated"
     );
-    // The witness gets the writer's next edit and nothing before it.
-    members.edit(server, " pending", NAME).await;
-
-    // The missing part arrives: both are integrated, in order, and relayed.
-    send_wires(&mut ws, &[Wire::Binary(update_frame(first))]).await;
-    let want = format!("[first][second]{}", members.text);
-    members
-        .witness
-        .wait_until(WAIT, |d| text_of(d) == want)
-        .await
-        .unwrap_or_else(|e| panic!("{NAME}: the witness never got both parts: {e}"));
-    members
-        .writer
-        .wait_until(WAIT, |d| text_of(d) == want)
-        .await
-        .unwrap();
-    assert_eq!(server.inspect_doc(DOC).await.unwrap().content["t"], want);
-    println!(
-        "doc  | {:<66} | integrated with it",
-        "  ...then the missing update"
-    );
-    members.text = want;
-    ws.close(None).await.unwrap();
     members.assert_intact(server, 100, NAME).await;
 }
 
 /// Updates that can never be integrated (each depends on a client the doc has
-/// never seen), more of them than the document size limit: what waits for
-/// dependencies counts toward the limit and is dropped there, so the server's
-/// doc (pending part included, as sent to joiners) stays within it, the
-/// content is untouched and edits still go through.
+/// never seen), more of them than the document size limit: the first is
+/// refused (1007: it skips clocks) before anything waits in memory, so the
+/// server's doc stays within its limit, the content is untouched and edits
+/// still go through. (Were one to be kept pending, it would count toward the
+/// limit and be dropped there: see `DocState::count_pending`.)
 async fn pending_updates_never_grow_the_doc_past_its_limit(
     server: &TestServer,
     members: &mut DocMembers,
@@ -1074,7 +1048,10 @@ async fn pending_updates_never_grow_the_doc_past_its_limit(
     send_wires(&mut ws, &frames).await;
     let outcome = doc_answer(&mut ws).await;
     println!("doc  | {:<66} | {outcome}", NAME);
-    assert!(matches!(outcome, Outcome::Stays), "{NAME}: {outcome}");
+    assert!(
+        matches!(&outcome, Outcome::Closed(1007, why) if why.contains("skips clocks")),
+        "{NAME}: {outcome}"
+    );
     assert!(
         sent > 2 * DOC_MAX_BYTES - DOC_MAX_FRAME,
         "{NAME}: sent {sent}"
@@ -1087,7 +1064,7 @@ async fn pending_updates_never_grow_the_doc_past_its_limit(
         after.state_update.len(),
         after.summary.doc_bytes
     );
-    ws.close(None).await.unwrap();
+    let _ = ws.close(None).await;
     members.assert_intact(server, 150, NAME).await;
 }
 
