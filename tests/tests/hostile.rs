@@ -977,10 +977,7 @@ async fn hostile_doc_input_closes_only_its_own_connection() {
 /// is computed against the server's state vector). It is refused with 1007
 /// before yrs would keep it pending in memory; nothing is integrated or
 /// relayed, and the other members are unaffected.
-async fn an_update_skipping_clocks_is_refused(
-    server: &TestServer,
-    members: &mut DocMembers,
-) {
+async fn an_update_skipping_clocks_is_refused(server: &TestServer, members: &mut DocMembers) {
     const NAME: &str = "update whose dependencies are missing";
     let before = server.inspect_doc(DOC).await.unwrap();
     // A replica of the server's doc, as client 4242, makes two edits in a row.
