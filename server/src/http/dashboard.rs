@@ -7,7 +7,6 @@
 //! Every response carries a self-only `Content-Security-Policy`, `nosniff` and
 //! `Cache-Control: no-cache` (a new binary serves its new page at once).
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse, HttpResponseBuilder};
 
 /// Only this origin may provide anything the page loads or connects to; no
@@ -54,22 +53,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// A response builder with the headers every dashboard response carries.
-fn secured(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
-    builder
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        .insert_header((
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .insert_header((
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
-    builder
+fn secured(builder: HttpResponseBuilder) -> HttpResponseBuilder {
+    super::embedded::with_headers(builder, CONTENT_SECURITY_POLICY)
 }
 
 fn serve(asset: &Asset) -> HttpResponse {
@@ -94,6 +79,7 @@ async fn file(name: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::header;
     use actix_web::test::{call_service, init_service, TestRequest};
     use actix_web::App;
 

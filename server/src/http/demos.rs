@@ -8,7 +8,6 @@
 //! a self-only `Content-Security-Policy`, `nosniff` and `Cache-Control:
 //! no-cache` (a new binary serves its new pages at once).
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse};
 
 /// One built file of the demos.
@@ -62,27 +61,15 @@ fn serve(asset: &'static WebAsset) -> HttpResponse {
     } else {
         CONTENT_SECURITY_POLICY
     };
-    HttpResponse::Ok()
+    super::embedded::with_headers(HttpResponse::Ok(), policy)
         .content_type(asset.content_type)
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(policy),
-        ))
-        .insert_header((
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .insert_header((
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
         .body(asset.body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::header;
     use actix_web::test::{call_service, init_service, read_body, TestRequest};
     use actix_web::App;
 

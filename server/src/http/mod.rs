@@ -7,6 +7,7 @@ pub mod api;
 mod dashboard;
 mod demos;
 mod doc_ws;
+mod embedded;
 mod game_ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};
