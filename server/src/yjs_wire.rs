@@ -7,6 +7,7 @@
 //! cannot safely decode (`bounds`).
 
 pub(crate) mod bounds;
+pub(crate) mod nesting;
 
 use bytes::Bytes;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
@@ -31,6 +32,8 @@ pub enum Inbound {
         update: Update,
         /// Its encoded size, bytes.
         len: usize,
+        /// Its blocks' ids and anchors (for the room's nesting check).
+        shape: bounds::UpdateShape,
     },
     /// Awareness states to apply and relay.
     Awareness(AwarenessUpdate),
@@ -143,10 +146,19 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<Inbound>, WireError> {
                         body,
                         bounds::state_vector_v1,
                     )?),
-                    1 | 2 => Inbound::Update {
-                        update: decode_body("update", body, bounds::update_v1)?,
-                        len: body.len(),
-                    },
+                    1 | 2 => {
+                        let shape =
+                            bounds::update_shape_v1(body).map_err(|cause| WireError::Body {
+                                what: "update",
+                                cause,
+                            })?;
+                        Inbound::Update {
+                            // Already checked by the walk that gave the shape.
+                            update: decode_body("update", body, |_| Ok(()))?,
+                            len: body.len(),
+                            shape,
+                        }
+                    }
                     other => return Err(WireError::UnknownSyncType(other)),
                 });
             }

@@ -419,3 +419,104 @@ async fn graceful_shutdown_closes_doc_members_with_1001() {
     assert_eq!(close.code, code::GOING_AWAY);
     server.stop().await;
 }
+
+/// How many maps are nested under root map `m` of `doc` along key "child".
+fn depth_of(doc: &Doc) -> usize {
+    // Declare the root before reading (declaring takes a write transaction).
+    let mut map = doc.get_or_insert_map("m");
+    let txn = doc.transact();
+    let mut depth = 0;
+    while let Some(yrs::Out::YMap(child)) = map.get(&txn, "child") {
+        depth += 1;
+        map = child;
+    }
+    depth
+}
+
+/// Nests one more map at the end of the chain under root map `m`.
+fn nest_one_more(txn: &mut yrs::TransactionMut) {
+    let mut map = txn.get_or_insert_map("m");
+    while let Some(yrs::Out::YMap(child)) = map.get(txn, "child") {
+        map = child;
+    }
+    map.insert(txn, "child", yrs::MapPrelim::default());
+}
+
+/// An update, by a client of its own, nesting `levels` maps under root `root`.
+fn nested_maps_update(client: u64, root: &str, levels: usize) -> Vec<u8> {
+    let doc = Doc::with_client_id(client);
+    let mut txn = doc.transact_mut();
+    let mut map = txn.get_or_insert_map(root);
+    for _ in 0..levels {
+        map = map.insert(&mut txn, "child", yrs::MapPrelim::default());
+    }
+    txn.encode_update_v1()
+}
+
+/// yrs deletes, garbage-collects and views nested shared types by recursion:
+/// 20,000 nested maps (a 160 kB update) used to overflow the room thread's
+/// stack when deleted or viewed, aborting the whole server. Nesting past 128
+/// levels is now refused with 1007 before yrs sees it, in one update or over
+/// many; a document at the limit still syncs, views, and deletes.
+#[actix_rt::test]
+async fn shared_types_nested_past_the_limit_are_refused_and_the_limit_works() {
+    let server = start(test_config()).await;
+    let mut writer = server.join_doc("deep").await;
+    let mut observer = server.join_doc("deep").await;
+    // 128 levels, one per edit.
+    for _ in 0..128 {
+        writer.edit(nest_one_more).await.unwrap();
+    }
+    observer
+        .wait_until(WAIT, |d| depth_of(d) == 128)
+        .await
+        .unwrap();
+    let info = server.inspect_doc("deep").await.expect("doc room is live");
+    let mut view = &info.content["m"];
+    for level in 0..128 {
+        view = view
+            .get("child")
+            .unwrap_or_else(|| panic!("admin view ends at level {level}"));
+    }
+
+    // A 129th level: refused, its sender closed with 1007.
+    writer.edit(nest_one_more).await.unwrap();
+    let close = writer
+        .wait_closed(WAIT)
+        .await
+        .unwrap()
+        .expect("close frame");
+    assert_eq!(close.code, code::INVALID_PAYLOAD, "{}", close.reason);
+    assert!(close.reason.contains("129 deep"), "{}", close.reason);
+
+    // 20,000 levels in one update of its own root: refused the same way.
+    let bomb = nested_maps_update(0xb0b, "bomb", 20_000);
+    assert!(bomb.len() > 100_000, "{} bytes", bomb.len());
+    let mut attacker = server.join_doc("deep").await;
+    attacker
+        .send_raw(update_frame_with_body(bomb.len(), &bomb))
+        .await
+        .unwrap();
+    let close = attacker
+        .wait_closed(WAIT)
+        .await
+        .unwrap()
+        .expect("close frame");
+    assert_eq!(close.code, code::INVALID_PAYLOAD, "{}", close.reason);
+    assert!(close.reason.contains("deep"), "{}", close.reason);
+
+    // The room lives on: a new member syncs all 128 levels, and deleting the
+    // whole chain (recursion over every level) goes through and is relayed.
+    let mut late = server.join_doc("deep").await;
+    late.wait_until(WAIT, |d| depth_of(d) == 128).await.unwrap();
+    observer
+        .edit(|txn| txn.get_or_insert_map("m").remove(txn, "child"))
+        .await
+        .unwrap();
+    late.wait_until(WAIT, |d| depth_of(d) == 0).await.unwrap();
+    let info = server.inspect_doc("deep").await.expect("doc room is live");
+    // (An emptied root the server never declared shows as null.)
+    assert!(info.content["m"].get("child").is_none(), "{}", info.content);
+    assert!(info.content.get("bomb").is_none(), "{}", info.content);
+    server.stop().await;
+}

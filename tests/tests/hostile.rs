@@ -46,7 +46,10 @@ use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{AwarenessUpdate, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, Doc, GetString, ReadTxn, StateVector, Text, Transact, Update, WriteTxn};
+use yrs::{
+    ClientID, Doc, GetString, Map, MapPrelim, ReadTxn, StateVector, Text, Transact, Update,
+    WriteTxn,
+};
 
 /// Bound on every wait of the test.
 const WAIT: Duration = Duration::from_secs(10);
@@ -736,7 +739,22 @@ fn doc_cases() -> Vec<Case> {
     overlong_sub_type.extend_from_slice(&[0x80; 10]);
     overlong_sub_type.push(0x02);
     let big_fragment = vec![0u8; DOC_MAX_FRAME / 2 + 1];
+    let nested = {
+        let doc = Doc::with_client_id(0xbad);
+        let mut txn = doc.transact_mut();
+        let mut map = txn.get_or_insert_map("m");
+        for _ in 0..600 {
+            map = map.insert(&mut txn, "c", MapPrelim::default());
+        }
+        txn.encode_update_v1()
+    };
+    assert!(nested.len() < DOC_MAX_FRAME, "{} bytes", nested.len());
     vec![
+        Case::joined(
+            "maps nested 600 deep (the limit is 128)",
+            vec![Binary(update_frame(nested))],
+            Expect::Close(code::INVALID_PAYLOAD),
+        ),
         Case::joined(
             "update cut in the middle",
             vec![Binary(half_update)],

@@ -51,6 +51,8 @@ use crate::room::messages::{
     TakeSnapshot,
 };
 use crate::store::{DocSnapshot, DocUpdateRecord, SnapshotMeta, StoredDoc};
+use crate::yjs_wire::bounds::UpdateShape;
+use crate::yjs_wire::nesting::Nesting;
 use crate::yjs_wire::{self, Inbound};
 use tokio::sync::oneshot;
 
@@ -223,6 +225,8 @@ struct DocState {
     /// Bytes of the updates received while yrs held updates waiting for missing
     /// dependencies (an upper bound of what it keeps pending); 0 once nothing is.
     pending_bytes: usize,
+    /// How deep the document's shared types nest, by item.
+    nesting: Nesting,
 }
 
 impl DocState {
@@ -245,6 +249,7 @@ impl DocState {
             durable_through: 0,
             next_seq: 1,
             pending_bytes: 0,
+            nesting: Nesting::default(),
         }
     }
 
@@ -289,6 +294,7 @@ impl DocState {
         }
         state.durable_through = last;
         state.next_seq = last + 1;
+        state.renest();
         Ok(state)
     }
 
@@ -305,14 +311,17 @@ impl DocState {
         self.pending_bytes = if pending { self.pending_bytes + len } else { 0 };
     }
 
-    /// Applies an update; returns what it integrated (possibly nothing new), each
-    /// with its new seq, or why it failed, in which case the document is as it
-    /// was before.
-    fn apply(&mut self, update: Update) -> Result<Vec<(i64, Bytes)>, String> {
+    /// Applies an update (`shape` is its walk); returns what it integrated
+    /// (possibly nothing new), each with its new seq, or why it failed, in
+    /// which case the document is as it was before.
+    fn apply(&mut self, update: Update, shape: &UpdateShape) -> Result<Vec<(i64, Bytes)>, String> {
         let known = self.awareness.doc().transact().state_vector();
         if let Some(why) = out_of_order(&known, &update) {
             return Err(why);
         }
+        // Before yrs integrates anything: deleting or viewing too deep a
+        // nesting would overflow the room thread's stack.
+        self.nesting.check(shape)?;
         if let Some(why) = not_reencodable(&update) {
             return Err(why);
         }
@@ -365,8 +374,15 @@ impl DocState {
         Ok(self.log_integrated(integrated))
     }
 
-    /// Numbers integrated updates and appends them to the log.
+    /// Numbers integrated updates, appends them to the log and records their
+    /// nesting.
     fn log_integrated(&mut self, integrated: Vec<Vec<u8>>) -> Vec<(i64, Bytes)> {
+        for update in &integrated {
+            match yjs_wire::bounds::update_shape_v1(update) {
+                Ok(shape) => self.nesting.record(&shape),
+                Err(why) => error!(cause = %why, "an integrated update does not walk"),
+            }
+        }
         integrated
             .into_iter()
             .map(|u| {
@@ -462,11 +478,19 @@ impl DocState {
         rebuilt.log_bytes = self.log_bytes;
         rebuilt.durable_through = self.durable_through;
         rebuilt.next_seq = self.next_seq;
+        rebuilt.renest();
         // Only the document changes: the awareness states stay exactly as they
         // are (removed ones and every clock included).
         std::mem::swap(rebuilt.awareness.doc_mut(), self.awareness.doc_mut());
         std::mem::swap(&mut rebuilt.awareness, &mut self.awareness);
         *self = rebuilt;
+    }
+
+    /// Rebuilds the nesting from the base and the log.
+    fn renest(&mut self) {
+        self.nesting = Nesting::of_updates(
+            std::iter::once(self.base.as_slice()).chain(self.log.iter().map(|(_, b)| b.as_ref())),
+        );
     }
 
     /// A JSON view of the root types (see [`doc_restore::json_view`]).
@@ -903,7 +927,7 @@ impl DocRoom {
                 {
                     self.refuse_read_only_edit(conn, update.is_empty());
                 }
-                Inbound::Update { update, len } => {
+                Inbound::Update { update, len, shape } => {
                     let limit = self.doc_settings.max_doc_bytes;
                     if self.state.size() + len > limit && self.state.pending_bytes > 0 {
                         // Updates still waiting for their dependencies were never
@@ -916,7 +940,7 @@ impl DocRoom {
                             "document size limit reached ({limit} bytes); further edits are refused"
                         )));
                     }
-                    let integrated = self.state.apply(update).map_err(|why| {
+                    let integrated = self.state.apply(update, &shape).map_err(|why| {
                         warn!(parent: &self.span, conn, cause = %why, "update refused; doc rolled back");
                         DocRefusal::Invalid(format!("update does not apply: {why}"))
                     })?;

@@ -19,7 +19,9 @@
 //! awareness updates without allocating, and refuses a count larger than the
 //! bytes left, `Any` nesting deeper than [`MAX_ANY_DEPTH`], client ids beyond
 //! 53 bits, clocks past `u32::MAX`, such items and empty deleted ranges.
-//! Whatever else is wrong is left to yrs.
+//! Whatever else is wrong is left to yrs. Walking an update also gives its
+//! [`UpdateShape`]: each block's id range and where it hangs, from which
+//! [`super::nesting`] tells how deep it nests shared types.
 
 /// Deepest nesting of `Any` values (maps and arrays inside map or array
 /// content) accepted; serde_json's default recursion limit is 128.
@@ -37,6 +39,42 @@ struct Walk<'a> {
 }
 
 type Checked<T> = Result<T, String>;
+
+/// Where a block hangs in the document, as far as its own encoding tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    /// Directly under a root type.
+    Root,
+    /// Under the shared type held by item `(client, clock)`.
+    Parent(u64, u64),
+    /// Next to item `(client, clock)` (its left origin, or else its right
+    /// one), so under the same parent as that item.
+    Beside(u64, u64),
+    /// Nowhere: garbage-collected content or a skipped range.
+    Nowhere,
+}
+
+/// One block of an update: its id range and where it hangs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockShape {
+    /// Its client.
+    pub client: u64,
+    /// Its first clock.
+    pub clock: u64,
+    /// How many clocks it takes.
+    pub len: u64,
+    /// Where it hangs.
+    pub anchor: Anchor,
+    /// It holds a shared type (a map, array, text or XML node).
+    pub is_type: bool,
+}
+
+/// The blocks of an update, in their encoded order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateShape {
+    /// Every block, client by client.
+    pub blocks: Vec<BlockShape>,
+}
 
 impl<'a> Walk<'a> {
     fn left(&self) -> usize {
@@ -92,33 +130,44 @@ impl<'a> Walk<'a> {
         Ok(len)
     }
 
-    fn client(&mut self) -> Checked<()> {
+    /// A length-prefixed UTF-8 string; returns its length in UTF-16 code
+    /// units, which is how many clocks Yjs gives it. (Invalid UTF-8 is left
+    /// to yrs, which refuses it.)
+    fn string_units(&mut self) -> Checked<u64> {
+        let len = self.buf()? as usize;
+        let bytes = &self.buf[self.pos - len..self.pos];
+        // Every byte but continuation bytes starts a character; the four-byte
+        // ones are outside the BMP and take a surrogate pair.
+        Ok(bytes
+            .iter()
+            .map(|&b| match b {
+                0x80..=0xbf => 0,
+                0xf0..=0xff => 2,
+                _ => 1,
+            })
+            .sum())
+    }
+
+    fn client(&mut self) -> Checked<u64> {
         let client = self.var()?;
         if client > MAX_CLIENT {
             return Err(format!("client id {client} is beyond 53 bits"));
         }
-        Ok(())
+        Ok(client)
     }
 
     /// A client id and a clock.
     fn id(&mut self) -> Checked<(u64, u64)> {
-        let start = self.pos;
-        self.client()?;
-        self.clock(0)?;
-        let mut again = Walk {
-            buf: self.buf,
-            pos: start,
-        };
-        Ok((again.var()?, again.var()?))
+        Ok((self.client()?, self.clock()?))
     }
 
-    /// A clock, which with `len` more must stay within `u32`.
-    fn clock(&mut self, len: u64) -> Checked<()> {
+    /// A clock, which must stay within `u32`.
+    fn clock(&mut self) -> Checked<u64> {
         let clock = self.var()?;
-        if clock.saturating_add(len) > u64::from(u32::MAX) {
-            return Err(format!("clock {clock} (+{len}) overflows"));
+        if clock > u64::from(u32::MAX) {
+            return Err(format!("clock {clock} overflows"));
         }
-        Ok(())
+        Ok(clock)
     }
 
     /// One `Any` value at nesting `depth`.
@@ -155,22 +204,23 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// One block of an update; returns how many clocks it takes (an upper
-    /// bound for strings: their byte length).
-    fn block(&mut self) -> Checked<u64> {
+    /// One block of an update: how many clocks it takes, where it hangs and
+    /// whether it holds a shared type.
+    fn block(&mut self) -> Checked<(u64, Anchor, bool)> {
         const HAS_ORIGIN: u8 = 0x80;
         const HAS_RIGHT_ORIGIN: u8 = 0x40;
         const HAS_PARENT_SUB: u8 = 0x20;
         let info = self.u8()?;
         // GC and skip: a length.
         if info == 0 || info == 10 {
-            return self.var();
+            return Ok((self.var()?, Anchor::Nowhere, false));
         }
         let origin = if info & HAS_ORIGIN != 0 {
             Some(self.id()?)
         } else {
             None
         };
+        let mut anchor = origin.map(|(client, clock)| Anchor::Beside(client, clock));
         if info & HAS_RIGHT_ORIGIN != 0 {
             let right = self.id()?;
             if origin == Some(right) {
@@ -181,18 +231,32 @@ impl<'a> Walk<'a> {
                     "item with the same left and right origin {right:?}"
                 ));
             }
+            anchor = anchor.or(Some(Anchor::Beside(right.0, right.1)));
         }
-        if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
-            // The parent: a root's name, or the id of the item holding it.
-            if self.var()? == 1 {
-                self.buf()?;
-            } else {
-                self.id()?;
+        let anchor = match anchor {
+            Some(beside) => beside,
+            None => {
+                // The parent: a root's name, or the id of the item holding it.
+                let parent = if self.var()? == 1 {
+                    self.buf()?;
+                    Anchor::Root
+                } else {
+                    let (client, clock) = self.id()?;
+                    Anchor::Parent(client, clock)
+                };
+                if info & HAS_PARENT_SUB != 0 {
+                    self.buf()?;
+                }
+                parent
             }
-            if info & HAS_PARENT_SUB != 0 {
-                self.buf()?;
-            }
-        }
+        };
+        let len = self.content(info)?;
+        Ok((len, anchor, info & 0x0f == 7))
+    }
+
+    /// The content of an item whose info byte is `info`; returns how many
+    /// clocks it takes.
+    fn content(&mut self, info: u8) -> Checked<u64> {
         match info & 0x0f {
             // deleted
             1 => self.var(),
@@ -207,7 +271,7 @@ impl<'a> Walk<'a> {
             // binary, embed (JSON)
             3 | 5 => self.buf().map(|_| 1),
             // string
-            4 => self.buf(),
+            4 => self.string_units(),
             // format: key and JSON value
             6 => {
                 self.buf()?;
@@ -239,14 +303,35 @@ impl<'a> Walk<'a> {
 
 /// Checks an update (v1): its blocks by client, then its delete set.
 pub fn update_v1(body: &[u8]) -> Checked<()> {
+    walk_update(body, |_| ())
+}
+
+/// Checks an update (v1) as [`update_v1`] does and returns its shape.
+pub fn update_shape_v1(body: &[u8]) -> Checked<UpdateShape> {
+    let mut shape = UpdateShape::default();
+    walk_update(body, |block| shape.blocks.push(block))?;
+    Ok(shape)
+}
+
+/// Walks an update's blocks by client, handing each to `visit`, then its
+/// delete set.
+fn walk_update(body: &[u8], mut visit: impl FnMut(BlockShape)) -> Checked<()> {
     let mut w = Walk { buf: body, pos: 0 };
     // Each client: block count, client id, first clock.
     for _ in 0..w.count(3)? {
         let blocks = w.count(1)?;
-        w.client()?;
+        let client = w.client()?;
         let mut clock = w.var()?;
         for _ in 0..blocks {
-            clock = clock.saturating_add(w.block()?);
+            let (len, anchor, is_type) = w.block()?;
+            visit(BlockShape {
+                client,
+                clock,
+                len,
+                anchor,
+                is_type,
+            });
+            clock = clock.saturating_add(len);
             if clock > u64::from(u32::MAX) {
                 return Err(format!("blocks run past clock {}", u32::MAX));
             }

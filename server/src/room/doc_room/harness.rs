@@ -91,10 +91,10 @@ impl DocHarness {
                         SyncMessage::SyncStep2(diff),
                     ))));
                 }
-                Inbound::Update { update, .. } => {
+                Inbound::Update { update, shape, .. } => {
                     let integrated = self
                         .state
-                        .apply(update)
+                        .apply(update, &shape)
                         .map_err(|why| format!("update does not apply: {why}"))?;
                     for (seq, update) in integrated {
                         self.state.durable_through = seq;
