@@ -7,7 +7,7 @@
 //! cannot safely decode (`bounds`).
 
 pub(crate) mod bounds;
-pub(crate) mod nesting;
+pub(crate) mod item_index;
 
 use bytes::Bytes;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
@@ -32,7 +32,7 @@ pub enum Inbound {
         update: Update,
         /// Its encoded size, bytes.
         len: usize,
-        /// Its blocks' ids and anchors (for the room's nesting check).
+        /// Its blocks' ids, origins and anchors (for the room's [`item_index`] checks).
         shape: bounds::UpdateShape,
     },
     /// Awareness states to apply and relay.

@@ -985,6 +985,7 @@ async fn hostile_doc_input_closes_only_its_own_connection() {
     assert!(failures.is_empty(), "{failures:#?}");
 
     an_update_skipping_clocks_is_refused(&server, &mut members).await;
+    an_item_between_contradictory_origins_is_refused(&server, &mut members).await;
     pending_updates_never_grow_the_doc_past_its_limit(&server, &mut members).await;
     an_awareness_flood_with_forged_ids_hits_the_message_rate(&server, &mut members).await;
     server.stop().await;
@@ -1015,21 +1016,58 @@ async fn an_update_skipping_clocks_is_refused(server: &TestServer, members: &mut
     let second = edit(7, "[second]");
 
     // Only the second: refused, the doc as it was.
+    refused_untouched(server, members, NAME, second, "skips clocks", 100).await;
+}
+
+/// Sends `update` from a raw connection and expects it refused with 1007
+/// (the reason containing `why`), nothing integrated, the content as it
+/// was, and the members unaffected (`n` numbers their next edit).
+async fn refused_untouched(
+    server: &TestServer,
+    members: &mut DocMembers,
+    name: &str,
+    update: Vec<u8>,
+    why: &str,
+    n: usize,
+) {
+    let before = server.inspect_doc(DOC).await.unwrap();
     let mut ws = raw_doc_socket(server).await;
-    send_wires(&mut ws, &[Wire::Binary(update_frame(second))]).await;
+    send_wires(&mut ws, &[Wire::Binary(update_frame(update))]).await;
     let outcome = doc_answer(&mut ws).await;
-    println!("doc  | {:<66} | {outcome}", NAME);
+    println!("doc  | {:<66} | {outcome}", name);
     assert!(
-        matches!(&outcome, Outcome::Closed(1007, why) if why.contains("skips clocks")),
-        "{NAME}: {outcome}"
+        matches!(&outcome, Outcome::Closed(1007, reason) if reason.contains(why)),
+        "{name}: {outcome}"
     );
     let after = server.inspect_doc(DOC).await.unwrap();
-    assert_eq!(after.content, before.content, "{NAME}: content");
+    assert_eq!(after.content, before.content, "{name}: content");
     assert_eq!(
         after.summary.updates_applied, before.summary.updates_applied,
-        "{NAME}: nothing integrated"
+        "{name}: nothing integrated"
     );
-    members.assert_intact(server, 100, NAME).await;
+    members.assert_intact(server, n, name).await;
+}
+
+/// An item that claims to sit after the writer's second character and before
+/// its first. yrs would integrate it where the document's history puts it,
+/// so a joiner would see other content than the members; no stock client
+/// writes one. Refused with 1007, the doc as it was.
+async fn an_item_between_contradictory_origins_is_refused(
+    server: &TestServer,
+    members: &mut DocMembers,
+) {
+    let writer = members.writer.client_id().get();
+    let mut update = vec![1, 1];
+    var_uint(0xc0ffee, &mut update);
+    update.push(0);
+    // Info: left origin, right origin, string content.
+    update.push(0x80 | 0x40 | 4);
+    for n in [writer, 1, writer, 0] {
+        var_uint(n, &mut update);
+    }
+    update.extend_from_slice(&[1, b'x', 0]);
+    let name = "item after the writer's 2nd character and before its 1st";
+    refused_untouched(server, members, name, update, "lies left of", 101).await;
 }
 
 /// Updates that can never be integrated (each depends on a client the doc has

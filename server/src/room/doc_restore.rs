@@ -60,8 +60,8 @@ use yrs::{
 };
 
 /// Deepest nesting of shared types a target may have (deeper is refused rather
-/// than risking the stack).
-const MAX_DEPTH: usize = 256;
+/// than risking the stack): what a doc room accepts from clients.
+const MAX_DEPTH: usize = crate::yjs_wire::item_index::MAX_TYPE_DEPTH as usize;
 
 /// What a restore changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -52,7 +52,7 @@ use crate::room::messages::{
 };
 use crate::store::{DocSnapshot, DocUpdateRecord, SnapshotMeta, StoredDoc};
 use crate::yjs_wire::bounds::UpdateShape;
-use crate::yjs_wire::nesting::Nesting;
+use crate::yjs_wire::item_index::ItemIndex;
 use crate::yjs_wire::{self, Inbound};
 use tokio::sync::oneshot;
 
@@ -225,8 +225,9 @@ struct DocState {
     /// Bytes of the updates received while yrs held updates waiting for missing
     /// dependencies (an upper bound of what it keeps pending); 0 once nothing is.
     pending_bytes: usize,
-    /// How deep the document's shared types nest, by item.
-    nesting: Nesting,
+    /// Parent depth and origins of the document's items (for the checks of
+    /// [`ItemIndex`]).
+    items: ItemIndex,
 }
 
 impl DocState {
@@ -249,7 +250,7 @@ impl DocState {
             durable_through: 0,
             next_seq: 1,
             pending_bytes: 0,
-            nesting: Nesting::default(),
+            items: ItemIndex::default(),
         }
     }
 
@@ -294,7 +295,7 @@ impl DocState {
         }
         state.durable_through = last;
         state.next_seq = last + 1;
-        state.renest();
+        state.reindex();
         Ok(state)
     }
 
@@ -320,8 +321,9 @@ impl DocState {
             return Err(why);
         }
         // Before yrs integrates anything: deleting or viewing too deep a
-        // nesting would overflow the room thread's stack.
-        self.nesting.check(shape)?;
+        // nesting would overflow the room thread's stack, and contradictory
+        // origins would make fresh replicas disagree with the room.
+        self.items.check(shape)?;
         if let Some(why) = not_reencodable(&update) {
             return Err(why);
         }
@@ -374,12 +376,12 @@ impl DocState {
         Ok(self.log_integrated(integrated))
     }
 
-    /// Numbers integrated updates, appends them to the log and records their
-    /// nesting.
+    /// Numbers integrated updates, appends them to the log and indexes their
+    /// items.
     fn log_integrated(&mut self, integrated: Vec<Vec<u8>>) -> Vec<(i64, Bytes)> {
         for update in &integrated {
             match yjs_wire::bounds::update_shape_v1(update) {
-                Ok(shape) => self.nesting.record(&shape),
+                Ok(shape) => self.items.record(&shape),
                 Err(why) => error!(cause = %why, "an integrated update does not walk"),
             }
         }
@@ -478,7 +480,7 @@ impl DocState {
         rebuilt.log_bytes = self.log_bytes;
         rebuilt.durable_through = self.durable_through;
         rebuilt.next_seq = self.next_seq;
-        rebuilt.renest();
+        rebuilt.reindex();
         // Only the document changes: the awareness states stay exactly as they
         // are (removed ones and every clock included).
         std::mem::swap(rebuilt.awareness.doc_mut(), self.awareness.doc_mut());
@@ -486,9 +488,9 @@ impl DocState {
         *self = rebuilt;
     }
 
-    /// Rebuilds the nesting from the base and the log.
-    fn renest(&mut self) {
-        self.nesting = Nesting::of_updates(
+    /// Rebuilds the item index from the base and the log.
+    fn reindex(&mut self) {
+        self.items = ItemIndex::of_updates(
             std::iter::once(self.base.as_slice()).chain(self.log.iter().map(|(_, b)| b.as_ref())),
         );
     }

@@ -20,8 +20,8 @@
 //! bytes left, `Any` nesting deeper than [`MAX_ANY_DEPTH`], client ids beyond
 //! 53 bits, clocks past `u32::MAX`, such items and empty deleted ranges.
 //! Whatever else is wrong is left to yrs. Walking an update also gives its
-//! [`UpdateShape`]: each block's id range and where it hangs, from which
-//! [`super::nesting`] tells how deep it nests shared types.
+//! [`UpdateShape`]: each block's id range, origins and where it hangs, which
+//! the room checks against what its document holds ([`super::item_index`]).
 
 /// Deepest nesting of `Any` values (maps and arrays inside map or array
 /// content) accepted; serde_json's default recursion limit is 128.
@@ -54,7 +54,10 @@ pub enum Anchor {
     Nowhere,
 }
 
-/// One block of an update: its id range and where it hangs.
+/// An item id: client and clock.
+pub type Id = (u64, u64);
+
+/// One block of an update: its id range, origins and where it hangs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockShape {
     /// Its client.
@@ -65,6 +68,11 @@ pub struct BlockShape {
     pub len: u64,
     /// Where it hangs.
     pub anchor: Anchor,
+    /// The item its first item was inserted right after (the later items of
+    /// the block each follow the one before).
+    pub origin: Option<Id>,
+    /// The item it was inserted right before.
+    pub right_origin: Option<Id>,
     /// It holds a shared type (a map, array, text or XML node).
     pub is_type: bool,
 }
@@ -204,37 +212,45 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// One block of an update: how many clocks it takes, where it hangs and
-    /// whether it holds a shared type.
-    fn block(&mut self) -> Checked<(u64, Anchor, bool)> {
+    /// One block of an update (but its client and clock, which its caller
+    /// knows).
+    fn block(&mut self) -> Checked<BlockShape> {
         const HAS_ORIGIN: u8 = 0x80;
         const HAS_RIGHT_ORIGIN: u8 = 0x40;
         const HAS_PARENT_SUB: u8 = 0x20;
         let info = self.u8()?;
         // GC and skip: a length.
         if info == 0 || info == 10 {
-            return Ok((self.var()?, Anchor::Nowhere, false));
+            return Ok(BlockShape {
+                client: 0,
+                clock: 0,
+                len: self.var()?,
+                anchor: Anchor::Nowhere,
+                origin: None,
+                right_origin: None,
+                is_type: false,
+            });
         }
         let origin = if info & HAS_ORIGIN != 0 {
             Some(self.id()?)
         } else {
             None
         };
-        let mut anchor = origin.map(|(client, clock)| Anchor::Beside(client, clock));
-        if info & HAS_RIGHT_ORIGIN != 0 {
-            let right = self.id()?;
-            if origin == Some(right) {
-                // No client writes this (an item goes between two others);
-                // yrs places it differently depending on what it integrated
-                // before, so replicas would disagree.
-                return Err(format!(
-                    "item with the same left and right origin {right:?}"
-                ));
-            }
-            anchor = anchor.or(Some(Anchor::Beside(right.0, right.1)));
+        let right_origin = if info & HAS_RIGHT_ORIGIN != 0 {
+            Some(self.id()?)
+        } else {
+            None
+        };
+        if origin.is_some() && origin == right_origin {
+            // No client writes this (an item goes between two others); yrs
+            // places it differently depending on what it integrated before,
+            // so replicas would disagree.
+            return Err(format!(
+                "item with the same left and right origin {origin:?}"
+            ));
         }
-        let anchor = match anchor {
-            Some(beside) => beside,
+        let anchor = match origin.or(right_origin) {
+            Some((client, clock)) => Anchor::Beside(client, clock),
             None => {
                 // The parent: a root's name, or the id of the item holding it.
                 let parent = if self.var()? == 1 {
@@ -250,8 +266,15 @@ impl<'a> Walk<'a> {
                 parent
             }
         };
-        let len = self.content(info)?;
-        Ok((len, anchor, info & 0x0f == 7))
+        Ok(BlockShape {
+            client: 0,
+            clock: 0,
+            len: self.content(info)?,
+            anchor,
+            origin,
+            right_origin,
+            is_type: info & 0x0f == 7,
+        })
     }
 
     /// The content of an item whose info byte is `info`; returns how many
@@ -323,15 +346,13 @@ fn walk_update(body: &[u8], mut visit: impl FnMut(BlockShape)) -> Checked<()> {
         let client = w.client()?;
         let mut clock = w.var()?;
         for _ in 0..blocks {
-            let (len, anchor, is_type) = w.block()?;
-            visit(BlockShape {
+            let block = BlockShape {
                 client,
                 clock,
-                len,
-                anchor,
-                is_type,
-            });
-            clock = clock.saturating_add(len);
+                ..w.block()?
+            };
+            visit(block);
+            clock = clock.saturating_add(block.len);
             if clock > u64::from(u32::MAX) {
                 return Err(format!("blocks run past clock {}", u32::MAX));
             }

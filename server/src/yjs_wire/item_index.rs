@@ -1,16 +1,28 @@
-//! How deep shared types nest in a doc room's document.
+//! What a doc room knows of every item of its document, kept by client and
+//! clock range, to refuse updates before yrs integrates them into a document
+//! that would break:
 //!
-//! yrs deletes a shared type, garbage-collects it and turns it into JSON by
-//! recursing into the types it holds, one stack frame (or several) a level: a
-//! chain of some twenty thousand nested maps, a 163 kB update, overflows the
-//! room thread's stack when it is deleted or viewed, which aborts the whole
-//! server. [`bounds`](super::bounds) cannot see this in the update alone,
-//! since most items name their parent only through a neighbour that may be
-//! anywhere in the document. So each room keeps a [`Nesting`]: for every
-//! clock range of every client, how deep the parent of those items is, built
-//! from the updates the document integrated. An update is checked against it
-//! before yrs sees it, and refused (1007) when it would put a shared type
-//! deeper than [`MAX_TYPE_DEPTH`].
+//! - **Nesting.** yrs deletes a shared type, garbage-collects it and turns it
+//!   into JSON by recursing into the types it holds, one stack frame (or
+//!   several) a level: a chain of some twenty thousand nested maps, a 163 kB
+//!   update, overflowed the room thread's stack when it was deleted or viewed,
+//!   which aborts the whole server. An update may not put a shared type deeper
+//!   than [`MAX_TYPE_DEPTH`]. [`bounds`](super::bounds) cannot tell alone, as
+//!   most items name their parent only through a neighbour that may be
+//!   anywhere in the document; so each range records how deep its items'
+//!   parent is.
+//! - **Contradictory origins.** An item says it was inserted right after its
+//!   origin L and right before its right origin R. Stock Yjs never writes one
+//!   where R lies left of L (a client inserts between neighbours it sees side
+//!   by side), but yrs integrates such an item without complaint, and where it
+//!   lands depends on the order the document was built in: a fresh replica
+//!   (a joiner, a reloaded room) then shows other content than the room and
+//!   its members, for good. An item is refused when R lies on L's chain of
+//!   left origins, which is where the fuzzer found every such case; each range
+//!   records the origin of its first item, and the items after it in the
+//!   range each follow the one before (typed one after another), so the chain
+//!   is followed a range at a time, at most [`MAX_ORIGIN_HOPS`] ranges.
+//!   (An R left of L that the chain does not reach is not detected.)
 //!
 //! Depths count shared types: an item directly under a root has parent depth
 //! 0, and a map inserted there is at depth 1. Items whose anchor is unknown
@@ -19,26 +31,34 @@
 
 use std::collections::HashMap;
 
-use super::bounds::{Anchor, BlockShape, UpdateShape};
+use super::bounds::{Anchor, BlockShape, Id, UpdateShape};
 
 /// Deepest nesting of shared types accepted. Editor documents nest a few
 /// levels (ProseMirror lists in lists perhaps a few dozen); yrs's recursion
 /// over 128 levels stays far within a 2 MiB thread stack, debug builds
-/// included.
+/// included (a debug build overflowed it between 500 and 2,000 levels).
 pub const MAX_TYPE_DEPTH: u32 = 128;
 
-/// Consecutive clocks of one client whose items share a parent depth.
+/// Most ranges followed along a chain of left origins.
+pub const MAX_ORIGIN_HOPS: usize = 64;
+
+/// Consecutive clocks of one client, typed one after another under one
+/// parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Run {
     start: u64,
     end: u64,
     /// Depth of the parent of these items (0: a root).
     parent_depth: u32,
+    /// Left origin of the item at `start`; each later one follows the one
+    /// before it.
+    origin: Option<Id>,
 }
 
-/// Parent depths of everything a document has integrated, by client and clock.
+/// Parent depths and origins of everything a document has integrated, by
+/// client and clock.
 #[derive(Debug, Default, Clone)]
-pub struct Nesting {
+pub struct ItemIndex {
     /// Each client's runs, sorted by clock and not overlapping.
     runs: HashMap<u64, Vec<Run>>,
 }
@@ -73,8 +93,8 @@ impl<'a> Local<'a> {
         Self { blocks, by_client }
     }
 
-    /// The block holding clock `clock` of `client`.
-    fn find(&self, client: u64, clock: u64) -> Option<usize> {
+    /// The block holding `id`.
+    fn find(&self, (client, clock): Id) -> Option<usize> {
         let list = self.by_client.get(&client)?;
         let at = list.partition_point(|&(start, _)| start <= clock);
         let (_, index) = *list.get(at.checked_sub(1)?)?;
@@ -83,40 +103,40 @@ impl<'a> Local<'a> {
     }
 }
 
-impl Nesting {
-    /// The nesting of a document built from `updates` (encoded v1, in the
+impl ItemIndex {
+    /// The index of a document built from `updates` (encoded v1, in the
     /// order they were integrated), e.g. a stored base and the log after it.
     pub fn of_updates<'u>(updates: impl IntoIterator<Item = &'u [u8]>) -> Self {
-        let mut nesting = Self::default();
+        let mut index = Self::default();
         for update in updates {
             match super::bounds::update_shape_v1(update) {
-                Ok(shape) => nesting.record(&shape),
+                Ok(shape) => index.record(&shape),
                 Err(why) => tracing::error!(cause = %why, "an integrated update does not walk"),
             }
         }
-        nesting
+        index
     }
 
-    /// Parent depth of clock `clock` of `client`, if the document has it.
-    fn lookup(&self, client: u64, clock: u64) -> Option<u32> {
+    /// The run holding `id`, if the document has it.
+    fn run(&self, (client, clock): Id) -> Option<&Run> {
         let runs = self.runs.get(&client)?;
         let at = runs.partition_point(|run| run.start <= clock);
         let run = runs.get(at.checked_sub(1)?)?;
-        (clock < run.end).then_some(run.parent_depth)
+        (clock < run.end).then_some(run)
     }
 
     /// What block `index` of `local` hangs on.
     fn needs(&self, local: &Local<'_>, index: usize) -> Needs {
-        let (client, clock, plus) = match local.blocks[index].anchor {
+        let (id, plus) = match local.blocks[index].anchor {
             Anchor::Root | Anchor::Nowhere => return Needs::Depth(0),
             // Under the type an item holds: one deeper than that item.
-            Anchor::Parent(client, clock) => (client, clock, 1),
-            Anchor::Beside(client, clock) => (client, clock, 0),
+            Anchor::Parent(client, clock) => ((client, clock), 1),
+            Anchor::Beside(client, clock) => ((client, clock), 0),
         };
-        if let Some(depth) = self.lookup(client, clock) {
-            return Needs::Depth(depth.saturating_add(plus));
+        if let Some(run) = self.run(id) {
+            return Needs::Depth(run.parent_depth.saturating_add(plus));
         }
-        match local.find(client, clock) {
+        match local.find(id) {
             Some(index) => Needs::Block { index, plus },
             None => Needs::Depth(0),
         }
@@ -163,8 +183,34 @@ impl Nesting {
         depth.into_iter().map(Option::unwrap_or_default).collect()
     }
 
+    /// Whether `target` lies on the chain of left origins from `from` (is
+    /// `from` itself or left of it), following at most [`MAX_ORIGIN_HOPS`]
+    /// runs of this document or blocks of `local`.
+    fn on_left_chain(&self, local: &Local<'_>, from: Id, target: Id) -> bool {
+        let mut at = from;
+        for _ in 0..MAX_ORIGIN_HOPS {
+            let (start, origin) = match self.run(at) {
+                Some(run) => (run.start, run.origin),
+                None => match local.find(at) {
+                    Some(index) => (local.blocks[index].clock, local.blocks[index].origin),
+                    None => return false,
+                },
+            };
+            // From `start` to `at`, each item follows the one before.
+            if target.0 == at.0 && (start..=at.1).contains(&target.1) {
+                return true;
+            }
+            match origin {
+                Some(next) => at = next,
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// Refuses an update that would put a shared type deeper than
-    /// [`MAX_TYPE_DEPTH`] into this document.
+    /// [`MAX_TYPE_DEPTH`] into this document, or an item between origins
+    /// that contradict each other.
     pub fn check(&self, shape: &UpdateShape) -> Result<(), String> {
         let depths = self.resolve(shape);
         for (block, parent_depth) in shape.blocks.iter().zip(depths) {
@@ -173,6 +219,16 @@ impl Nesting {
                 return Err(format!(
                     "update nests shared types {depth} deep (at most {MAX_TYPE_DEPTH})"
                 ));
+            }
+        }
+        let local = Local::new(&shape.blocks);
+        for block in &shape.blocks {
+            if let (Some(left), Some(right)) = (block.origin, block.right_origin) {
+                if self.on_left_chain(&local, left, right) {
+                    return Err(format!(
+                        "contradictory origins: right {right:?} lies left of left {left:?}"
+                    ));
+                }
             }
         }
         Ok(())
@@ -184,29 +240,40 @@ impl Nesting {
         let depths = self.resolve(shape);
         for (block, parent_depth) in shape.blocks.iter().zip(depths) {
             if block.len > 0 {
-                let end = block.clock.saturating_add(block.len);
-                self.insert(block.client, block.clock, end, parent_depth);
+                self.insert(block, parent_depth);
             }
         }
     }
 
-    /// Adds clocks `start..end` of `client` at `parent_depth`, except those
-    /// already known.
-    fn insert(&mut self, client: u64, start: u64, end: u64, parent_depth: u32) {
+    /// Adds the clocks of `block` at `parent_depth`, except those already
+    /// known.
+    fn insert(&mut self, block: &BlockShape, parent_depth: u32) {
+        let (client, start) = (block.client, block.clock);
+        let end = start.saturating_add(block.len);
         let runs = self.runs.entry(client).or_default();
-        let run = Run {
-            start,
-            end,
+        // The first item of a piece starting inside the block follows the
+        // item before it.
+        let piece = |from: u64, to: u64| Run {
+            start: from,
+            end: to,
             parent_depth,
+            origin: match from == start {
+                true => block.origin,
+                false => Some((client, from - 1)),
+            },
         };
         match runs.last_mut() {
-            None => runs.push(run),
+            None => runs.push(piece(start, end)),
             // The usual case: the client's next clocks.
             Some(last) if last.end <= start => {
-                if last.end == start && last.parent_depth == parent_depth {
+                let follows = last.end == start
+                    && last.parent_depth == parent_depth
+                    && start > 0
+                    && block.origin == Some((client, start - 1));
+                if follows {
                     last.end = end;
                 } else {
-                    runs.push(run);
+                    runs.push(piece(start, end));
                 }
             }
             Some(_) => {
@@ -223,16 +290,9 @@ impl Nesting {
                 if from < end {
                     gaps.push((from, end));
                 }
-                for (start, end) in gaps {
-                    let at = runs.partition_point(|r| r.start < start);
-                    runs.insert(
-                        at,
-                        Run {
-                            start,
-                            end,
-                            parent_depth,
-                        },
-                    );
+                for (from, to) in gaps {
+                    let at = runs.partition_point(|r| r.start < from);
+                    runs.insert(at, piece(from, to));
                 }
             }
         }
@@ -243,6 +303,7 @@ impl Nesting {
 mod tests {
     use super::*;
     use crate::yjs_wire::bounds::update_shape_v1;
+    use crate::yjs_wire::bounds::Id;
     use yrs::types::ToJson;
     use yrs::updates::decoder::Decode;
     use yrs::{
@@ -264,8 +325,8 @@ mod tests {
     }
 
     /// The nesting after `updates`, each checked (and accepted) in turn.
-    fn checked_one_by_one(updates: &[Vec<u8>]) -> Nesting {
-        let mut nesting = Nesting::default();
+    fn checked_one_by_one(updates: &[Vec<u8>]) -> ItemIndex {
+        let mut nesting = ItemIndex::default();
         for update in updates {
             let shape = shape(update);
             nesting.check(&shape).unwrap();
@@ -362,12 +423,12 @@ mod tests {
         let whole = doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
-        let from_history = Nesting::of_updates(updates.iter().map(Vec::as_slice));
-        let from_whole = Nesting::of_updates([whole.as_slice()]);
+        let from_history = ItemIndex::of_updates(updates.iter().map(Vec::as_slice));
+        let from_whole = ItemIndex::of_updates([whole.as_slice()]);
         assert_eq!(from_history.runs, from_whole.runs);
         let merged = updates.concat_updates();
         assert_eq!(
-            Nesting::of_updates([merged.as_slice()]).runs,
+            ItemIndex::of_updates([merged.as_slice()]).runs,
             from_whole.runs
         );
     }
@@ -377,7 +438,7 @@ mod tests {
         let doc = Doc::with_client_id(3);
         let (updates, _) = nested_maps(&doc, 2_000);
         let merged = updates.concat_updates();
-        let err = Nesting::default().check(&shape(&merged)).unwrap_err();
+        let err = ItemIndex::default().check(&shape(&merged)).unwrap_err();
         assert!(err.contains("deep"), "{err}");
         // Arrays in arrays: each new array names its parent only through a
         // neighbour once the parent has content.
@@ -393,7 +454,106 @@ mod tests {
         let whole = doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
-        assert!(Nesting::default().check(&shape(&whole)).is_err());
+        assert!(ItemIndex::default().check(&shape(&whole)).is_err());
+    }
+
+    /// Text `s` typed by `client` at the end of root text `t` of `doc`
+    /// (a replica of what the index holds); returns the update.
+    fn type_at(doc: &Doc, at: u32, s: &str) -> Vec<u8> {
+        let text = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        text.insert(&mut txn, at, s);
+        txn.encode_update_v1()
+    }
+
+    /// The update of one text item by `client` with the given origins (what
+    /// no stock client writes when the origins contradict).
+    fn item_between(client: u64, left: Id, right: Id) -> Vec<u8> {
+        let mut update = vec![1, 1];
+        for n in [client, 0] {
+            push_var(&mut update, n);
+        }
+        update.push(0x80 | 0x40 | 4);
+        for n in [left.0, left.1, right.0, right.1] {
+            push_var(&mut update, n);
+        }
+        update.extend_from_slice(&[1, b'x', 0]);
+        update
+    }
+
+    fn push_var(out: &mut Vec<u8>, mut n: u64) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    #[test]
+    fn refuses_origins_that_contradict_along_the_left_chain() {
+        let a = Doc::with_client_id(1);
+        let mut updates = vec![type_at(&a, 0, "déf")];
+        // Client 2 types "xyz" after 'f' (its first item follows 1#2).
+        let b = Doc::with_client_id(2);
+        b.transact_mut()
+            .apply_update(Update::decode_v1(&updates[0]).unwrap())
+            .unwrap();
+        updates.push(type_at(&b, 3, "xyz"));
+        let index = checked_one_by_one(&updates);
+        // The fuzzer's case: after 'f' and before 'é', in one run.
+        let err = index
+            .check(&shape(&item_between(3, (1, 2), (1, 1))))
+            .unwrap_err();
+        assert!(err.contains("lies left of"), "{err}");
+        // Two runs apart: after 'y' (2#1) and before 'é' (1#1).
+        assert!(index
+            .check(&shape(&item_between(3, (2, 1), (1, 1))))
+            .is_err());
+        // Legit: between neighbours, in either order of clocks.
+        index
+            .check(&shape(&item_between(3, (1, 1), (1, 2))))
+            .unwrap();
+        index
+            .check(&shape(&item_between(3, (1, 2), (2, 0))))
+            .unwrap();
+        // The same case in one update with the run it points into.
+        let c = Doc::with_client_id(4);
+        let run = type_at(&c, 0, "abc");
+        let both =
+            yrs::merge_updates_v1([run.as_slice(), &item_between(5, (4, 2), (4, 0))]).unwrap();
+        assert!(ItemIndex::default().check(&shape(&both)).is_err());
+    }
+
+    #[test]
+    fn accepts_what_editing_anywhere_writes() {
+        // Typing at the end, at the start and in the middle, by two clients
+        // taking turns: every update a real client writes passes.
+        let (a, b) = (Doc::with_client_id(1), Doc::with_client_id(2));
+        let mut index = ItemIndex::default();
+        let mut len = 0u32;
+        for i in 0..60u32 {
+            let (doc, other) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            let at = match i % 3 {
+                0 => len,
+                1 => 0,
+                _ => len / 2,
+            };
+            let update = type_at(doc, at, "ab");
+            len += 2;
+            let shape = shape(&update);
+            index
+                .check(&shape)
+                .unwrap_or_else(|e| panic!("edit {i}: {e}"));
+            index.record(&shape);
+            other
+                .transact_mut()
+                .apply_update(Update::decode_v1(&update).unwrap())
+                .unwrap();
+        }
+        let whole = a
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        ItemIndex::default().check(&shape(&whole)).unwrap();
     }
 
     #[test]
@@ -404,8 +564,13 @@ mod tests {
             .spawn(|| {
                 let doc = Doc::with_client_id(1);
                 let (updates, inner) = nested_maps(&doc, MAX_TYPE_DEPTH as usize);
-                let nesting = Nesting::of_updates(updates.iter().map(Vec::as_slice));
-                assert_eq!(nesting.lookup(1, updates.len() as u64 - 1), Some(127));
+                let nesting = ItemIndex::of_updates(updates.iter().map(Vec::as_slice));
+                assert_eq!(
+                    nesting
+                        .run((1, updates.len() as u64 - 1))
+                        .map(|r| r.parent_depth),
+                    Some(127)
+                );
                 {
                     let mut txn = doc.transact_mut();
                     inner.insert(&mut txn, "leaf", "text");
