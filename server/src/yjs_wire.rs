@@ -6,8 +6,8 @@
 //! than silently dropped), deciding what is ignored, and refusing bodies yrs
 //! cannot safely decode (`bounds`).
 
-pub(crate) mod bounds;
-pub(crate) mod item_index;
+pub mod bounds;
+pub mod item_index;
 
 use bytes::Bytes;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
