@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::game::{GameCatalog, TICK_RATE_RANGE};
+use crate::http::client_addr::IpNet;
 
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -95,6 +96,14 @@ pub struct Config {
     /// only. Requests without an Origin header (non-browser clients) are allowed.
     #[arg(long, env = "ROOMCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// Reverse proxies in front of the server, comma-separated IP addresses or
+    /// CIDR blocks (e.g. `127.0.0.1,10.0.0.0/8`). A connection from one of them
+    /// counts as coming from the address its `X-Forwarded-For` names (the
+    /// rightmost one that is not itself a trusted proxy), for the per-IP limit
+    /// and the logs. Unset: `X-Forwarded-For` is ignored (any client could forge it).
+    #[arg(long, env = "ROOMCAST_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
 
     /// An empty room (no members, nobody within their resume grace) stops after this long.
     #[arg(long, env = "ROOMCAST_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

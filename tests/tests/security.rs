@@ -529,3 +529,67 @@ async fn a_raw_websocket_with_a_token_in_the_query_string_joins() {
     );
     server.stop().await;
 }
+
+type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `url` (from 127.0.0.1, like a proxy on this host would), with
+/// `X-Forwarded-For: forwarded` when given; the open socket or the refusal
+/// status.
+async fn open_forwarded(url: &str, forwarded: Option<&str>) -> Result<RawSocket, u16> {
+    let mut request = url.into_client_request().unwrap();
+    if let Some(value) = forwarded {
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", value.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[actix_rt::test]
+async fn behind_a_trusted_proxy_the_per_ip_limit_counts_forwarded_clients() {
+    let server = start(roomcast_server::Config {
+        max_connections_per_ip: 2,
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()],
+        ..test_config()
+    })
+    .await;
+    let url = format!("{}/doc/proxied", server.url);
+    let mut held = Vec::new();
+    // Two connections of client 203.0.113.7, the second through an inner
+    // proxy and with a forged address of its own in front.
+    held.push(open_forwarded(&url, Some("203.0.113.7")).await.unwrap());
+    held.push(
+        open_forwarded(&url, Some("198.51.100.1, 203.0.113.7, 10.1.2.3"))
+            .await
+            .unwrap(),
+    );
+    let third = open_forwarded(&url, Some("203.0.113.7")).await;
+    assert_eq!(third.err(), Some(429), "a third from 203.0.113.7");
+    // Another client behind the same proxy is not held back by the first.
+    held.push(open_forwarded(&url, Some("203.0.113.8")).await.unwrap());
+    // Without the header, connections count as the proxy's own address.
+    held.push(open_forwarded(&url, None).await.unwrap());
+    held.push(open_forwarded(&url, None).await.unwrap());
+    assert_eq!(open_forwarded(&url, None).await.err(), Some(429));
+    drop(held);
+    server.stop().await;
+
+    // With no trusted proxy the header is ignored: a client cannot dodge the
+    // limit by naming other addresses.
+    let server = start(roomcast_server::Config {
+        max_connections_per_ip: 2,
+        ..test_config()
+    })
+    .await;
+    let url = format!("{}/doc/proxied", server.url);
+    let _one = open_forwarded(&url, Some("203.0.113.1")).await.unwrap();
+    let _two = open_forwarded(&url, Some("203.0.113.2")).await.unwrap();
+    let third = open_forwarded(&url, Some("203.0.113.3")).await;
+    assert_eq!(third.err(), Some(429), "the header must not count");
+    server.stop().await;
+}

@@ -1,6 +1,7 @@
 //! What every WebSocket upgrade passes before it is accepted, in this order:
 //! the Origin allow-list (403), the join token when authentication is on
-//! (401/403), the connection limits in all (503) and per IP address (429), and
+//! (401/403), the connection limits in all (503) and per IP address (429; the
+//! address as [`super::client_addr`] tells it), and
 //! the room limit (503, for an upgrade that would create a room). Refusals are
 //! JSON `{ "error": code, "message": … }` and counted in
 //! `roomcast_refusals_total{reason}`.
@@ -77,10 +78,7 @@ pub fn admit(
         ),
         None => None,
     };
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let ip = super::client_addr::client_ip(req, &state.config.trusted_proxies);
     let slot = state.connections.acquire(ip)?;
     if !state.registry.has_room_for(key, state.config.max_rooms) {
         return Err(refuse(
@@ -204,6 +202,13 @@ impl ConnectionSlots {
 pub struct ConnectionSlot {
     slots: Arc<ConnectionSlots>,
     ip: IpAddr,
+}
+
+impl ConnectionSlot {
+    /// The address the connection counts against.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
 }
 
 impl Drop for ConnectionSlot {

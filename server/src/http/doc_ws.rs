@@ -38,7 +38,8 @@ pub async fn upgrade(
     let limits = state.doc_limits();
     let conn = state.next_conn_id();
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let span = tracing::info_span!("conn", conn, kind = "doc", doc = %name, %peer, user = user.as_deref().unwrap_or(""), read_only);
+    let client = admitted.slot.ip();
+    let span = tracing::info_span!("conn", conn, kind = "doc", doc = %name, %peer, %client, user = user.as_deref().unwrap_or(""), read_only);
     let session = DocSession {
         conn,
         name,

@@ -54,7 +54,8 @@ pub async fn upgrade(
     let limits = state.game_limits();
     let conn = state.next_conn_id();
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let span = tracing::info_span!("conn", conn, kind = "game", game = %game_name, room = %room, %peer, user = user.as_deref().unwrap_or(""), spectator);
+    let client = admitted.slot.ip();
+    let span = tracing::info_span!("conn", conn, kind = "game", game = %game_name, room = %room, %peer, %client, user = user.as_deref().unwrap_or(""), spectator);
     let session = GameSession {
         conn,
         game: game.clone(),

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod client_addr;
 mod dashboard;
 mod demos;
 mod doc_ws;
