@@ -61,20 +61,34 @@ async fn refused_status(
     }
 }
 
-/// An upgrade request with extra headers; the response or the refusal status.
-async fn upgrade_with(
+type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// An upgrade request with extra headers; the socket and the response, or
+/// the refusal status.
+async fn connect_with(
     url: &str,
     headers: &[(&'static str, &str)],
-) -> Result<tungstenite::handshake::client::Response, u16> {
+) -> Result<(RawSocket, tungstenite::handshake::client::Response), u16> {
     let mut request = url.into_client_request().unwrap();
     for (name, value) in headers {
         request.headers_mut().insert(*name, value.parse().unwrap());
     }
     match tokio_tungstenite::connect_async(request).await {
-        Ok((_, response)) => Ok(response),
+        Ok(answer) => Ok(answer),
         Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
         Err(e) => panic!("{url}: {e}"),
     }
+}
+
+/// An upgrade request with extra headers; the response or the refusal status.
+async fn upgrade_with(
+    url: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<tungstenite::handshake::client::Response, u16> {
+    connect_with(url, headers)
+        .await
+        .map(|(_, response)| response)
 }
 
 #[actix_rt::test]
@@ -530,24 +544,15 @@ async fn a_raw_websocket_with_a_token_in_the_query_string_joins() {
     server.stop().await;
 }
 
-type RawSocket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// Opens `url` (from 127.0.0.1, like a proxy on this host would), with
 /// `X-Forwarded-For: forwarded` when given; the open socket or the refusal
 /// status.
 async fn open_forwarded(url: &str, forwarded: Option<&str>) -> Result<RawSocket, u16> {
-    let mut request = url.into_client_request().unwrap();
-    if let Some(value) = forwarded {
-        request
-            .headers_mut()
-            .insert("x-forwarded-for", value.parse().unwrap());
-    }
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
-        Err(e) => panic!("{url}: {e}"),
-    }
+    let headers: Vec<(&'static str, &str)> = forwarded
+        .map(|f| ("x-forwarded-for", f))
+        .into_iter()
+        .collect();
+    connect_with(url, &headers).await.map(|(socket, _)| socket)
 }
 
 #[actix_rt::test]
