@@ -520,3 +520,70 @@ async fn shared_types_nested_past_the_limit_are_refused_and_the_limit_works() {
     assert!(info.content.get("bomb").is_none(), "{}", info.content);
     server.stop().await;
 }
+
+/// A root holding characters and other content side by side (no client
+/// writes one; the room accepts it under a root, whose kind is only how it is
+/// read). yrs would read it as a list by a loop that never ends on a
+/// two-unit character: the admin view shows it as null instead, and the room
+/// keeps answering.
+#[actix_rt::test]
+async fn a_root_mixing_characters_and_values_is_viewed_without_hanging() {
+    let server = start(test_config()).await;
+    let mut writer = server.join_doc("mixed").await;
+    writer
+        .edit(|txn| txn.get_or_insert_text("mix").insert(txn, 0, "a😀"))
+        .await
+        .unwrap();
+    // Client 77 adds two values between the "a" and the emoji.
+    let writer_id = writer.client_id().get();
+    let mut update = vec![1, 1];
+    push_var(&mut update, 77);
+    update.push(0);
+    update.push(0x80 | 8); // left origin, values
+    push_var(&mut update, writer_id);
+    update.push(0); // right after the "a": the emoji stays whole
+    update.extend_from_slice(&[2, 125, 1, 125, 2, 0]); // [1, 2]
+    let mut other = server.join_doc("mixed").await;
+    other
+        .send_raw(update_frame_with_body(update.len(), &update))
+        .await
+        .unwrap();
+    // (A view that hangs would hang the room: bound the whole wait.)
+    let took_it = eventually(WAIT, "the room took the value", || async {
+        let info = server.inspect_doc("mixed").await?;
+        (info.summary.updates_applied >= 2).then_some(info)
+    });
+    let info = tokio::time::timeout(2 * WAIT, took_it)
+        .await
+        .expect("the room answers (its JSON view did not hang)");
+    assert_eq!(
+        info.content["mix"],
+        serde_json::Value::Null,
+        "{}",
+        info.content
+    );
+    // Still live: an edit elsewhere goes through and is viewed.
+    writer
+        .edit(|txn| txn.get_or_insert_text("t").insert(txn, 0, "after"))
+        .await
+        .unwrap();
+    other
+        .wait_until(WAIT, |d| {
+            d.get_or_insert_text("t").get_string(&d.transact()) == "after"
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        server.inspect_doc("mixed").await.unwrap().content["t"],
+        "after"
+    );
+    server.stop().await;
+}
+
+fn push_var(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}

@@ -986,6 +986,7 @@ async fn hostile_doc_input_closes_only_its_own_connection() {
 
     an_update_skipping_clocks_is_refused(&server, &mut members).await;
     an_item_between_contradictory_origins_is_refused(&server, &mut members).await;
+    characters_inside_an_array_are_refused(&server, &mut members).await;
     pending_updates_never_grow_the_doc_past_its_limit(&server, &mut members).await;
     an_awareness_flood_with_forged_ids_hits_the_message_rate(&server, &mut members).await;
     server.stop().await;
@@ -1068,6 +1069,28 @@ async fn an_item_between_contradictory_origins_is_refused(
     update.extend_from_slice(&[1, b'x', 0]);
     let name = "item after the writer's 2nd character and before its 1st";
     refused_untouched(server, members, name, update, "lies left of", 101).await;
+}
+
+/// A new nested array under root "a" and, named as its parent, an item of
+/// characters (an emoji): no client puts characters outside a text, and yrs
+/// reads an array holding a two-unit character by a loop that never ends, so
+/// the room's JSON view would hang its thread. Refused whole with 1007.
+async fn characters_inside_an_array_are_refused(server: &TestServer, members: &mut DocMembers) {
+    const CLIENT: u64 = 0xc0de;
+    let mut update = vec![1, 2];
+    var_uint(CLIENT, &mut update);
+    update.push(0);
+    // Clock 0: an array (content 7, type ref 0) under root "a".
+    update.extend_from_slice(&[7, 1, 1, b'a', 0]);
+    // Clock 1: a string (content 4) whose parent is the item CLIENT#0.
+    update.extend_from_slice(&[4, 0]);
+    var_uint(CLIENT, &mut update);
+    update.push(0);
+    update.push(4);
+    update.extend_from_slice("😀".as_bytes());
+    update.push(0);
+    let name = "an emoji inside a nested array";
+    refused_untouched(server, members, name, update, "not a text", 102).await;
 }
 
 /// Updates that can never be integrated (each depends on a client the doc has

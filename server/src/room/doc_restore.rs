@@ -334,6 +334,12 @@ fn infer_kind<T: ReadTxn>(
             if texty && units_of(&pieces, offsets) == u64::from(TextRef::from(branch).len(txn)) {
                 return Ok(Some(RootKind::Text));
             }
+            if pieces.iter().any(|p| matches!(p, Piece::Str(..))) {
+                // Characters mixed with list content (no client writes
+                // that): yrs reads such a sequence as a list by a loop that
+                // never ends on a two-unit character, so it is not read.
+                return Err("it mixes characters with other content".to_owned());
+            }
             let xml = ArrayRef::from(branch).iter(txn).all(|v| {
                 matches!(
                     v,

@@ -73,8 +73,28 @@ pub struct BlockShape {
     pub origin: Option<Id>,
     /// The item it was inserted right before.
     pub right_origin: Option<Id>,
-    /// It holds a shared type (a map, array, text or XML node).
-    pub is_type: bool,
+    /// What it holds.
+    pub held: Held,
+}
+
+/// What a block holds, as far as the room's checks tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Characters (which only texts hold).
+    Text,
+    /// A shared type, by its type ref (0 array, 1 map, 2 text, 3 XML
+    /// element, 4 XML fragment, 5 XML hook, 6 XML text, 15 undefined…).
+    Type(u8),
+    /// Anything else: values, binary, embeds, formats, deleted or collected
+    /// content, subdocuments.
+    Other,
+}
+
+impl Held {
+    /// Whether it is a shared type.
+    pub fn is_type(self) -> bool {
+        matches!(self, Held::Type(_))
+    }
 }
 
 /// The blocks of an update, in their encoded order.
@@ -228,7 +248,7 @@ impl<'a> Walk<'a> {
                 anchor: Anchor::Nowhere,
                 origin: None,
                 right_origin: None,
-                is_type: false,
+                held: Held::Other,
             });
         }
         let origin = if info & HAS_ORIGIN != 0 {
@@ -266,21 +286,26 @@ impl<'a> Walk<'a> {
                 parent
             }
         };
+        let (len, held) = self.content(info)?;
         Ok(BlockShape {
             client: 0,
             clock: 0,
-            len: self.content(info)?,
+            len,
             anchor,
             origin,
             right_origin,
-            is_type: info & 0x0f == 7,
+            held,
         })
     }
 
-    /// The content of an item whose info byte is `info`; returns how many
-    /// clocks it takes.
-    fn content(&mut self, info: u8) -> Checked<u64> {
-        match info & 0x0f {
+    /// The content of an item whose info byte is `info`: how many clocks it
+    /// takes and what it holds.
+    fn content(&mut self, info: u8) -> Checked<(u64, Held)> {
+        let held = match info & 0x0f {
+            4 => Held::Text,
+            _ => Held::Other,
+        };
+        let len = match info & 0x0f {
             // deleted
             1 => self.var(),
             // JSON: a count, then one string more than it says (as yrs reads it)
@@ -301,11 +326,15 @@ impl<'a> Walk<'a> {
                 self.buf().map(|_| 1)
             }
             // a nested type; an XML element has a name
-            7 => match self.u8()? {
-                3 => self.buf().map(|_| 1),
-                0..=6 | 9 | 15 => Ok(1),
-                other => Err(format!("unsupported type ref {other}")),
-            },
+            7 => {
+                let type_ref = self.u8()?;
+                match type_ref {
+                    3 => self.buf()?,
+                    0..=6 | 9 | 15 => 0,
+                    other => return Err(format!("unsupported type ref {other}")),
+                };
+                return Ok((1, Held::Type(type_ref)));
+            }
             // values
             8 => {
                 let n = self.count(1)?;
@@ -320,7 +349,8 @@ impl<'a> Walk<'a> {
                 self.any(0).map(|_| 1)
             }
             other => Err(format!("unknown content type {other}")),
-        }
+        }?;
+        Ok((len, held))
     }
 }
 

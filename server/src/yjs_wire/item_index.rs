@@ -23,6 +23,15 @@
 //!   range each follow the one before (typed one after another), so the chain
 //!   is followed a range at a time, at most [`MAX_ORIGIN_HOPS`] ranges.
 //!   (An R left of L that those ranges do not reach is not detected.)
+//! - **Characters outside texts.** Only a text (or XML text) holds characters;
+//!   Stock Yjs never puts them in an array, a map or an XML element. yrs lets
+//!   such an item in, and then reads an array or XML node holding one by a
+//!   loop that never ends when a character takes two UTF-16 units (an emoji):
+//!   the JSON view of the document (the admin API, restores) hung the room's
+//!   thread for good. Each range records the kind of its items' parent, so an
+//!   item of characters under any other shared type is refused. (Roots take
+//!   their kind from how they are read; the room's views read a root holding
+//!   characters as a text, see `doc_restore::json_view`.)
 //!
 //! Depths count shared types: an item directly under a root has parent depth
 //! 0, and a map inserted there is at depth 1. Items whose anchor is unknown
@@ -31,7 +40,7 @@
 
 use std::collections::HashMap;
 
-use super::bounds::{Anchor, BlockShape, Id, UpdateShape};
+use super::bounds::{Anchor, BlockShape, Held, Id, UpdateShape};
 
 /// Deepest nesting of shared types accepted. Editor documents nest a few
 /// levels (ProseMirror lists in lists perhaps a few dozen); yrs's recursion
@@ -46,8 +55,41 @@ pub const MAX_TYPE_DEPTH: u32 = 128;
 /// `benches/doc_item_index.rs`.
 pub const MAX_ORIGIN_HOPS: usize = 16;
 
+/// The kind of a parent: a yrs type ref (0 array, 1 map, 2 text, 3 XML
+/// element, 4 XML fragment, 5 XML hook, 6 XML text, …), [`ROOT`] or
+/// [`UNKNOWN`].
+type Kind = u8;
+/// A root type (its kind is how it is read).
+const ROOT: Kind = 0xfe;
+/// Not known: the parent is missing (yrs keeps the item pending, which the
+/// room refuses) or is not a shared type (yrs discards the item).
+const UNKNOWN: Kind = 0xff;
+/// Type refs of the shared types that hold characters: text, XML text.
+const TEXT_KINDS: [Kind; 2] = [2, 6];
+
+/// Where the items of a block hang: how deep, and in what kind of parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parent {
+    /// Depth of the parent (0: a root).
+    depth: u32,
+    /// Its kind.
+    kind: Kind,
+}
+
+impl Parent {
+    const ROOT: Parent = Parent {
+        depth: 0,
+        kind: ROOT,
+    };
+    const UNKNOWN: Parent = Parent {
+        depth: 0,
+        kind: UNKNOWN,
+    };
+}
+
 /// Consecutive clocks of one client, typed one after another under one
-/// parent. 24 bytes: clocks fit in `u32` (`bounds` refuses larger ones).
+/// parent; or one shared type. 24 bytes: clocks fit in `u32` (`bounds`
+/// refuses larger ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Run {
     start: u32,
@@ -57,6 +99,11 @@ struct Run {
     origin_clock: u32,
     /// Depth of the parent of these items (0: a root), saturating.
     parent_depth: u16,
+    /// Kind of that parent.
+    parent_kind: Kind,
+    /// The type ref of the shared type this run's one item holds, or
+    /// [`UNKNOWN`] for a run of other items.
+    holds: Kind,
     /// Client of that origin, [`NO_ORIGIN`] when it has none.
     origin_client: u64,
 }
@@ -65,15 +112,32 @@ struct Run {
 const NO_ORIGIN: u64 = u64::MAX;
 
 impl Run {
-    fn new(start: u64, end: u64, parent_depth: u32, origin: Option<Id>) -> Self {
+    fn new(start: u64, end: u64, parent: Parent, holds: Kind, origin: Option<Id>) -> Self {
         let clock = |c: u64| u32::try_from(c).unwrap_or(u32::MAX);
         let (origin_client, origin_clock) = origin.map_or((NO_ORIGIN, 0), |(c, k)| (c, clock(k)));
         Self {
             start: clock(start),
             end: clock(end),
             origin_clock,
-            parent_depth: u16::try_from(parent_depth).unwrap_or(u16::MAX),
+            parent_depth: u16::try_from(parent.depth).unwrap_or(u16::MAX),
+            parent_kind: parent.kind,
+            holds,
             origin_client,
+        }
+    }
+
+    fn parent(&self) -> Parent {
+        Parent {
+            depth: self.parent_depth.into(),
+            kind: self.parent_kind,
+        }
+    }
+
+    /// Where the items inside the type this run holds hang.
+    fn inside(&self) -> Parent {
+        Parent {
+            depth: u32::from(self.parent_depth) + 1,
+            kind: self.holds,
         }
     }
 
@@ -94,12 +158,24 @@ pub struct ItemIndex {
     runs: HashMap<u64, Vec<Run>>,
 }
 
-/// What a block's parent depth depends on.
+/// What a block's parent depends on.
 enum Needs {
-    /// Known: this depth.
-    Depth(u32),
-    /// The parent depth of block `index` of the same update, plus `plus`.
-    Block { index: usize, plus: u32 },
+    /// Known.
+    Known(Parent),
+    /// Block `index` of the same update: inside the type it holds, or
+    /// (`inside` false) beside it, under the same parent.
+    Block { index: usize, inside: bool },
+}
+
+/// Where the items inside what `block` holds hang, `block` hanging at `parent`.
+fn inside(block: &BlockShape, parent: Parent) -> Parent {
+    Parent {
+        depth: parent.depth.saturating_add(1),
+        kind: match block.held {
+            Held::Type(type_ref) => type_ref,
+            Held::Text | Held::Other => UNKNOWN,
+        },
+    }
 }
 
 /// The blocks of one update by client, to look up ids inside it.
@@ -163,27 +239,31 @@ impl ItemIndex {
 
     /// What block `index` of `local` hangs on.
     fn needs(&self, local: &Local<'_>, index: usize) -> Needs {
-        let (id, plus) = match local.blocks[index].anchor {
-            Anchor::Root | Anchor::Nowhere => return Needs::Depth(0),
-            // Under the type an item holds: one deeper than that item.
-            Anchor::Parent(client, clock) => ((client, clock), 1),
-            Anchor::Beside(client, clock) => ((client, clock), 0),
+        let (id, inside) = match local.blocks[index].anchor {
+            Anchor::Root => return Needs::Known(Parent::ROOT),
+            Anchor::Nowhere => return Needs::Known(Parent::UNKNOWN),
+            // Under the type an item holds.
+            Anchor::Parent(client, clock) => ((client, clock), true),
+            Anchor::Beside(client, clock) => ((client, clock), false),
         };
         if let Some(run) = self.run(id) {
-            return Needs::Depth(u32::from(run.parent_depth).saturating_add(plus));
+            return Needs::Known(match inside {
+                true => run.inside(),
+                false => run.parent(),
+            });
         }
         match local.find(id) {
-            Some(index) => Needs::Block { index, plus },
-            None => Needs::Depth(0),
+            Some(index) => Needs::Block { index, inside },
+            None => Needs::Known(Parent::UNKNOWN),
         }
     }
 
-    /// The parent depth of every block of `shape`, resolved against this
-    /// document and the update's own blocks (in any order: a block may hang
-    /// on one encoded after it). Cycles, which yrs cannot integrate, count 0.
-    fn resolve(&self, local: &Local<'_>) -> Vec<u32> {
+    /// The parent of every block of `local`, resolved against this document
+    /// and the update's own blocks (in any order: a block may hang on one
+    /// encoded after it). Cycles, which yrs cannot integrate, are unknown.
+    fn resolve(&self, local: &Local<'_>) -> Vec<Parent> {
         let n = local.blocks.len();
-        let mut depth: Vec<Option<u32>> = vec![None; n];
+        let mut depth: Vec<Option<Parent>> = vec![None; n];
         let mut on_stack = vec![false; n];
         for first in 0..n {
             let mut stack = vec![first];
@@ -193,17 +273,20 @@ impl ItemIndex {
                     continue;
                 }
                 match self.needs(local, index) {
-                    Needs::Depth(d) => {
-                        depth[index] = Some(d);
+                    Needs::Known(parent) => {
+                        depth[index] = Some(parent);
                         stack.pop();
                     }
-                    Needs::Block { index: on, plus } => match depth[on] {
-                        Some(d) => {
-                            depth[index] = Some(d.saturating_add(plus));
+                    Needs::Block { index: on, inside } => match depth[on] {
+                        Some(parent) => {
+                            depth[index] = Some(match inside {
+                                true => self::inside(&local.blocks[on], parent),
+                                false => parent,
+                            });
                             stack.pop();
                         }
                         None if on_stack[on] => {
-                            depth[index] = Some(0);
+                            depth[index] = Some(Parent::UNKNOWN);
                             stack.pop();
                         }
                         None => {
@@ -215,7 +298,10 @@ impl ItemIndex {
                 }
             }
         }
-        depth.into_iter().map(Option::unwrap_or_default).collect()
+        depth
+            .into_iter()
+            .map(|parent| parent.unwrap_or(Parent::UNKNOWN))
+            .collect()
     }
 
     /// Whether `target` lies on the chain of left origins from `from` (is
@@ -244,16 +330,25 @@ impl ItemIndex {
     }
 
     /// Refuses an update that would put a shared type deeper than
-    /// [`MAX_TYPE_DEPTH`] into this document, or an item between origins
-    /// that contradict each other.
+    /// [`MAX_TYPE_DEPTH`] into this document, characters into a shared type
+    /// other than a text, or an item between origins that contradict each
+    /// other.
     pub fn check(&self, shape: &UpdateShape) -> Result<(), String> {
         let local = Local::new(&shape.blocks);
-        let depths = self.resolve(&local);
-        for (block, parent_depth) in shape.blocks.iter().zip(depths) {
-            let depth = parent_depth.saturating_add(1);
-            if block.is_type && depth > MAX_TYPE_DEPTH {
+        let parents = self.resolve(&local);
+        for (block, parent) in shape.blocks.iter().zip(parents) {
+            let depth = parent.depth.saturating_add(1);
+            if block.held.is_type() && depth > MAX_TYPE_DEPTH {
                 return Err(format!(
                     "update nests shared types {depth} deep (at most {MAX_TYPE_DEPTH})"
+                ));
+            }
+            let holds_text =
+                matches!(parent.kind, ROOT | UNKNOWN) || TEXT_KINDS.contains(&parent.kind);
+            if block.held == Held::Text && !holds_text {
+                return Err(format!(
+                    "characters inside a shared type that is not a text (type ref {})",
+                    parent.kind
                 ));
             }
         }
@@ -272,19 +367,22 @@ impl ItemIndex {
     /// Records the blocks of an update the document integrated; ranges it
     /// already has are left as they are.
     pub fn record(&mut self, shape: &UpdateShape) {
-        let depths = self.resolve(&Local::new(&shape.blocks));
-        for (block, parent_depth) in shape.blocks.iter().zip(depths) {
+        let parents = self.resolve(&Local::new(&shape.blocks));
+        for (block, parent) in shape.blocks.iter().zip(parents) {
             if block.len > 0 {
-                self.insert(block, parent_depth);
+                self.insert(block, parent);
             }
         }
     }
 
-    /// Adds the clocks of `block` at `parent_depth`, except those already
-    /// known.
-    fn insert(&mut self, block: &BlockShape, parent_depth: u32) {
+    /// Adds the clocks of `block` under `parent`, except those already known.
+    fn insert(&mut self, block: &BlockShape, parent: Parent) {
         let (client, start) = (block.client, block.clock);
         let end = start.saturating_add(block.len);
+        let holds = match block.held {
+            Held::Type(type_ref) => type_ref,
+            Held::Text | Held::Other => UNKNOWN,
+        };
         let runs = self.runs.entry(client).or_default();
         // The first item of a piece starting inside the block follows the
         // item before it.
@@ -293,18 +391,21 @@ impl ItemIndex {
                 true => block.origin,
                 false => Some((client, from - 1)),
             };
-            Run::new(from, to, parent_depth, origin)
+            Run::new(from, to, parent, holds, origin)
         };
         match runs.last_mut() {
             None => runs.push(piece(start, end)),
             // The usual case: the client's next clocks.
             Some(last) if u64::from(last.end) <= start => {
+                // A shared type keeps a run of its own (its type ref).
                 let follows = u64::from(last.end) == start
-                    && u32::from(last.parent_depth) == parent_depth
+                    && last.parent() == parent
+                    && last.holds == UNKNOWN
+                    && holds == UNKNOWN
                     && start > 0
                     && block.origin == Some((client, start - 1));
                 if follows {
-                    last.end = Run::new(start, end, 0, None).end;
+                    last.end = Run::new(start, end, parent, holds, None).end;
                 } else {
                     runs.push(piece(start, end));
                 }
@@ -345,7 +446,7 @@ mod tests {
     use yrs::updates::decoder::Decode;
     use yrs::{
         Array, ArrayPrelim, Doc, Map, MapPrelim, MapRef, ReadTxn, StateVector, Text, Transact,
-        Update, WriteTxn,
+        Update, WriteTxn, XmlElementPrelim, XmlFragment, XmlTextPrelim,
     };
 
     /// `levels` maps nested under root map `m` (the innermost at depth
@@ -412,7 +513,9 @@ mod tests {
         };
         let shape = shape(&update);
         let depths = nesting.resolve(&Local::new(&shape.blocks));
-        assert_eq!(depths, vec![5, 6, 6]);
+        let (map, array) = (1, 0);
+        let at = |depth, kind| Parent { depth, kind };
+        assert_eq!(depths, vec![at(5, map), at(6, array), at(6, array)]);
         nesting.record(&shape);
         let update = {
             let mut txn = doc.transact_mut();
@@ -425,7 +528,10 @@ mod tests {
             txn.encode_update_v1()
         };
         let shape = super::tests::shape(&update);
-        assert_eq!(nesting.resolve(&Local::new(&shape.blocks)), vec![6]);
+        assert_eq!(
+            nesting.resolve(&Local::new(&shape.blocks)),
+            vec![at(6, array)]
+        );
     }
 
     #[test]
@@ -565,6 +671,49 @@ mod tests {
         let both =
             yrs::merge_updates_v1([run.as_slice(), &item_between(5, (4, 2), (4, 0))]).unwrap();
         assert!(ItemIndex::default().check(&shape(&both)).is_err());
+    }
+
+    #[test]
+    fn refuses_characters_outside_texts() {
+        let doc = Doc::with_client_id(1);
+        let update = {
+            let mut txn = doc.transact_mut();
+            let text = txn.get_or_insert_text("t");
+            text.insert(&mut txn, 0, "ab");
+            let array = txn.get_or_insert_array("a");
+            array.push_back(&mut txn, 1);
+            let nested = array.push_back(&mut txn, ArrayPrelim::default());
+            nested.push_back(&mut txn, 2);
+            let xml = txn.get_or_insert_xml_fragment("x");
+            let p = xml.push_back(&mut txn, XmlElementPrelim::empty("p"));
+            let inner = p.push_back(&mut txn, XmlTextPrelim::new("in xml text"));
+            inner.push(&mut txn, "!");
+            txn.encode_update_v1()
+        };
+        let index = checked_one_by_one(&[update]);
+        // Characters beside the nested array's value (1#4), that is inside
+        // the nested array: refused; beside the text's own: fine.
+        let err = index
+            .check(&shape(&item_between(9, (1, 4), (1, 4 + 1000))))
+            .unwrap_err();
+        assert!(err.contains("not a text"), "{err}");
+        index
+            .check(&shape(&item_between(9, (1, 0), (1, 1))))
+            .unwrap();
+        // Characters directly inside the nested array (named as parent).
+        let mut direct = vec![1, 1];
+        push_var(&mut direct, 9);
+        push_var(&mut direct, 0);
+        direct.extend_from_slice(&[4, 0]); // string, parent by id
+        for n in [1, 3] {
+            push_var(&mut direct, n); // 1#3: the nested array
+        }
+        direct.extend_from_slice(&[1, b'x', 0]);
+        let err = index.check(&shape(&direct)).unwrap_err();
+        assert!(err.contains("not a text"), "{err}");
+        // Into the XML element, next to its XML text: refused too.
+        let p_child = shape(&item_between(9, (1, 6), (1, 6 + 1000)));
+        assert!(index.check(&p_child).is_err());
     }
 
     #[test]
