@@ -50,7 +50,7 @@ pub const MAX_TYPE_DEPTH: u32 = 128;
 
 /// Most ranges followed along a chain of left origins: bounds the check's
 /// cost. On a document cut into 20,000 runs (edits at random places), the
-/// whole index costs a median 6.7 µs an edit at 16 (10.9 µs at 64), about
+/// whole index costs a median 6.8 µs an edit at 16 (10.9 µs at 64), about
 /// what yrs spends decoding and applying the same edit; see
 /// `benches/doc_item_index.rs`.
 pub const MAX_ORIGIN_HOPS: usize = 16;
