@@ -22,7 +22,8 @@ pub const CONNECTIONS_CLOSED: &str = "roomcast_connections_closed_total";
 /// Requests and messages refused by a limit or a check (counter; `reason`:
 /// origin, token_missing, token_invalid, token_forbidden, connections,
 /// connections_per_ip, rooms, room_full, message_rate, byte_rate,
-/// input_refused, update_refused).
+/// frame_size, doc_size, join_timeout, heartbeat_timeout, input_refused,
+/// update_refused).
 pub const REFUSALS: &str = "roomcast_refusals_total";
 /// Rooms alive (gauge; `kind`, `game` — `game=""` for doc rooms).
 pub const ROOMS_ACTIVE: &str = "roomcast_rooms_active";

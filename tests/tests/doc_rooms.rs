@@ -363,6 +363,11 @@ async fn size_limits_refuse_growth_and_oversized_frames() {
     big.send_raw(vec![0u8; 70 * 1024]).await.unwrap();
     let close = big.wait_closed(WAIT).await.unwrap().expect("close frame");
     assert_eq!(close.code, code::MESSAGE_TOO_BIG);
+    let (_, metrics) = server.http_get("/metrics").await;
+    for reason in ["doc_size", "frame_size"] {
+        let series = format!("roomcast_refusals_total{{reason=\"{reason}\"}}");
+        assert!(metrics.contains(&series), "{series} in /metrics");
+    }
 
     // The observer still edits within the limit.
     observer

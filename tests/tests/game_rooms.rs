@@ -462,6 +462,11 @@ async fn a_client_that_never_answers_pings_is_closed_after_the_heartbeat_timeout
         .expect("close frame");
     assert_eq!(close.code, code::POLICY_VIOLATION);
     assert!(close.reason.contains("heartbeat"), "{}", close.reason);
+    let (_, metrics) = server.http_get("/metrics").await;
+    assert!(
+        metrics.contains("roomcast_refusals_total{reason=\"heartbeat_timeout\"}"),
+        "counted in /metrics"
+    );
     server.stop().await;
 }
 

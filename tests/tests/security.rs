@@ -598,3 +598,31 @@ async fn behind_a_trusted_proxy_the_per_ip_limit_counts_forwarded_clients() {
     assert_eq!(third.err(), Some(429), "the header must not count");
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_game_connection_that_never_joins_is_closed_after_the_join_timeout() {
+    let server = start(roomcast_server::Config {
+        join_timeout: Duration::from_millis(300),
+        ..test_config()
+    })
+    .await;
+    let url = format!("{}/game/counter/lobby", server.url);
+    let mut silent = open_forwarded(&url, None).await.unwrap();
+    // Never sends Join (but answers pings, as any client library does).
+    let close = tokio::time::timeout(WAIT, async {
+        while let Some(message) = silent.next().await {
+            if let Ok(tungstenite::Message::Close(frame)) = message {
+                return frame;
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed within the wait")
+    .expect("a close frame");
+    assert_eq!(u16::from(close.code), code::POLICY_VIOLATION, "{close:?}");
+    assert!(close.reason.contains("no Join"), "{close:?}");
+    let (_, metrics) = server.http_get("/metrics").await;
+    assert!(metrics.contains("roomcast_refusals_total{reason=\"join_timeout\"}"));
+    server.stop().await;
+}

@@ -80,6 +80,7 @@ impl FrameHandler for DocFrames<'_> {
                 Flow::End(close_reason(CloseCode::Invalid, why), gone)
             }
             Ok(Err(DocRefusal::TooLarge(why))) => {
+                crate::metrics::refused("doc_size");
                 Flow::End(close_reason(CloseCode::Size, why), gone)
             }
             Err(_) => Flow::End(close_reason(CloseCode::Error, "room stopped"), gone),

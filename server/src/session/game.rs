@@ -108,7 +108,10 @@ impl GameSession {
         tokio::pin!(deadline);
         loop {
             let frame = tokio::select! {
-                _ = &mut deadline => return Err(Some(close_reason(CloseCode::Policy, "no Join received in time"))),
+                _ = &mut deadline => {
+                    crate::metrics::refused("join_timeout");
+                    return Err(Some(close_reason(CloseCode::Policy, "no Join received in time")));
+                }
                 _ = self.shutdown.cancelled() => return Err(Some(close_reason(CloseCode::Away, "server shutting down"))),
                 frame = socket::next_frame(stream, ws, self.limits.max_frame_bytes) => frame,
             };

@@ -84,6 +84,7 @@ pub async fn serve_member<H: FrameHandler>(
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > limits.heartbeat_timeout {
+                    crate::metrics::refused("heartbeat_timeout");
                     return (Some(close_reason(CloseCode::Policy, "heartbeat timeout")), gone);
                 }
                 socket::try_send(ws.ping(&ping_payload())).await;

@@ -74,10 +74,13 @@ pub async fn next_frame(
         Some(Ok(AggregatedMessage::Close(_))) => {
             Frame::Close(close_reason(CloseCode::Normal, "closed by client"))
         }
-        Some(Err(e)) if too_big(&e) => Frame::Close(close_reason(
-            CloseCode::Size,
-            format!("frame larger than {max_frame} bytes"),
-        )),
+        Some(Err(e)) if too_big(&e) => {
+            crate::metrics::refused("frame_size");
+            Frame::Close(close_reason(
+                CloseCode::Size,
+                format!("frame larger than {max_frame} bytes"),
+            ))
+        }
         Some(Err(e)) => Frame::Close(close_reason(
             CloseCode::Protocol,
             format!("websocket protocol error: {e}"),
