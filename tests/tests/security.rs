@@ -609,20 +609,47 @@ async fn a_game_connection_that_never_joins_is_closed_after_the_join_timeout() {
     let url = format!("{}/game/counter/lobby", server.url);
     let mut silent = open_forwarded(&url, None).await.unwrap();
     // Never sends Join (but answers pings, as any client library does).
+    let close = next_close(&mut silent).await;
+    assert_eq!(u16::from(close.code), code::POLICY_VIOLATION, "{close:?}");
+    assert!(close.reason.contains("no Join"), "{close:?}");
+    let (_, metrics) = server.http_get("/metrics").await;
+    assert!(metrics.contains("roomcast_refusals_total{reason=\"join_timeout\"}"));
+    server.stop().await;
+}
+
+/// Reads `socket` until the server's close frame (within the wait).
+async fn next_close(socket: &mut RawSocket) -> tungstenite::protocol::CloseFrame {
     let close = tokio::time::timeout(WAIT, async {
-        while let Some(message) = silent.next().await {
+        while let Some(message) = socket.next().await {
             if let Ok(tungstenite::Message::Close(frame)) = message {
                 return frame;
             }
         }
         None
+    });
+    close
+        .await
+        .expect("closed within the wait")
+        .expect("a close frame")
+}
+
+#[actix_rt::test]
+async fn a_doc_room_over_its_member_limit_closes_further_joins_with_1013() {
+    let server = start(roomcast_server::Config {
+        doc_max_members: 2,
+        ..test_config()
     })
-    .await
-    .expect("closed within the wait")
-    .expect("a close frame");
-    assert_eq!(u16::from(close.code), code::POLICY_VIOLATION, "{close:?}");
-    assert!(close.reason.contains("no Join"), "{close:?}");
+    .await;
+    let _one = server.join_doc("crowded").await;
+    let _two = server.join_doc("crowded").await;
+    let url = format!("{}/doc/crowded", server.url);
+    let mut third = open_forwarded(&url, None).await.unwrap();
+    let close = next_close(&mut third).await;
+    assert_eq!(u16::from(close.code), code::TRY_AGAIN_LATER, "{close:?}");
+    assert!(close.reason.contains("full"), "{close:?}");
+    // Another doc is not affected.
+    let _elsewhere = server.join_doc("quiet").await;
     let (_, metrics) = server.http_get("/metrics").await;
-    assert!(metrics.contains("roomcast_refusals_total{reason=\"join_timeout\"}"));
+    assert!(metrics.contains("roomcast_refusals_total{reason=\"room_full\"}"));
     server.stop().await;
 }
