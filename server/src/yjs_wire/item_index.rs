@@ -150,8 +150,8 @@ impl Run {
     }
 }
 
-/// Parent depths and origins of everything a document has integrated, by
-/// client and clock.
+/// Where everything a document has integrated hangs (parent depth and kind)
+/// and the origins of its runs, by client and clock.
 #[derive(Debug, Default, Clone)]
 pub struct ItemIndex {
     /// Each client's runs, sorted by clock and not overlapping.
@@ -263,30 +263,30 @@ impl ItemIndex {
     /// encoded after it). Cycles, which yrs cannot integrate, are unknown.
     fn resolve(&self, local: &Local<'_>) -> Vec<Parent> {
         let n = local.blocks.len();
-        let mut depth: Vec<Option<Parent>> = vec![None; n];
+        let mut parents: Vec<Option<Parent>> = vec![None; n];
         let mut on_stack = vec![false; n];
         for first in 0..n {
             let mut stack = vec![first];
             while let Some(&index) = stack.last() {
-                if depth[index].is_some() {
+                if parents[index].is_some() {
                     stack.pop();
                     continue;
                 }
                 match self.needs(local, index) {
                     Needs::Known(parent) => {
-                        depth[index] = Some(parent);
+                        parents[index] = Some(parent);
                         stack.pop();
                     }
-                    Needs::Block { index: on, inside } => match depth[on] {
+                    Needs::Block { index: on, inside } => match parents[on] {
                         Some(parent) => {
-                            depth[index] = Some(match inside {
+                            parents[index] = Some(match inside {
                                 true => self::inside(&local.blocks[on], parent),
                                 false => parent,
                             });
                             stack.pop();
                         }
                         None if on_stack[on] => {
-                            depth[index] = Some(Parent::UNKNOWN);
+                            parents[index] = Some(Parent::UNKNOWN);
                             stack.pop();
                         }
                         None => {
@@ -298,7 +298,7 @@ impl ItemIndex {
                 }
             }
         }
-        depth
+        parents
             .into_iter()
             .map(|parent| parent.unwrap_or(Parent::UNKNOWN))
             .collect()
