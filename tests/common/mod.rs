@@ -141,6 +141,20 @@ where
     }
 }
 
+/// Appends `n` as a lib0 varuint (the y-websocket encoding of lengths,
+/// clients and clocks), for tests that write bytes by hand.
+pub fn var_uint(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
 /// The registry key of a game room.
 pub fn game_key(game: &str, room: &str) -> roomcast_server::room::RoomKey {
     roomcast_server::room::RoomKey::Game {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use roomcast_client::{DocConnection, DocOptions};
-use roomcast_e2e::{eventually, start, test_config};
+use roomcast_e2e::{eventually, start, test_config, var_uint};
 use roomcast_protocol::close::code;
 use yrs::types::ToJson;
 use yrs::updates::decoder::Decode;
@@ -230,16 +230,7 @@ async fn offline_edits_survive_a_reconnect() {
 /// A frame: sync (0), update (2), then the given body with its declared length.
 fn update_frame_with_body(declared_len: usize, body: &[u8]) -> Vec<u8> {
     let mut frame = vec![0, 2];
-    let mut n = declared_len;
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            frame.push(byte);
-            break;
-        }
-        frame.push(byte | 0x80);
-    }
+    var_uint(declared_len as u64, &mut frame);
     frame.extend_from_slice(body);
     frame
 }
@@ -542,10 +533,10 @@ async fn a_root_mixing_characters_and_values_is_viewed_without_hanging() {
     // Client 77 adds two values between the "a" and the emoji.
     let writer_id = writer.client_id().get();
     let mut update = vec![1, 1];
-    push_var(&mut update, 77);
+    var_uint(77, &mut update);
     update.push(0);
     update.push(0x80 | 8); // left origin, values
-    push_var(&mut update, writer_id);
+    var_uint(writer_id, &mut update);
     update.push(0); // right after the "a": the emoji stays whole
     update.extend_from_slice(&[2, 125, 1, 125, 2, 0]); // [1, 2]
     let mut other = server.join_doc("mixed").await;
@@ -583,12 +574,4 @@ async fn a_root_mixing_characters_and_values_is_viewed_without_hanging() {
         "after"
     );
     server.stop().await;
-}
-
-fn push_var(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use roomcast_client::{DocConnection, Event, GameConnection, Mirror};
-use roomcast_e2e::{eventually, start, test_config, TestServer};
+use roomcast_e2e::{eventually, start, test_config, var_uint, TestServer};
 use roomcast_protocol::close::{code, error};
 use roomcast_protocol::games::arena::ArenaInput;
 use roomcast_protocol::{codec, ClientMessage, Input, Join, Ping, Resume, ServerMessage};
@@ -215,19 +215,6 @@ fn arena_input(seq: u32, payload: Vec<u8>) -> Vec<u8> {
         payload: payload.into(),
     })
     .encode()
-}
-
-/// A lib0 varuint.
-fn var_uint(mut n: u64, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 /// A y-websocket sync-update frame.

@@ -45,11 +45,11 @@ type Checked<T> = Result<T, String>;
 pub enum Anchor {
     /// Directly under a root type.
     Root,
-    /// Under the shared type held by item `(client, clock)`.
-    Parent(u64, u64),
-    /// Next to item `(client, clock)` (its left origin, or else its right
-    /// one), so under the same parent as that item.
-    Beside(u64, u64),
+    /// Under the shared type held by this item.
+    Parent(Id),
+    /// Next to this item (its left origin, or else its right one), so under
+    /// the same parent as that item.
+    Beside(Id),
     /// Nowhere: garbage-collected content or a skipped range.
     Nowhere,
 }
@@ -270,15 +270,14 @@ impl<'a> Walk<'a> {
             ));
         }
         let anchor = match origin.or(right_origin) {
-            Some((client, clock)) => Anchor::Beside(client, clock),
+            Some(beside) => Anchor::Beside(beside),
             None => {
                 // The parent: a root's name, or the id of the item holding it.
                 let parent = if self.var()? == 1 {
                     self.buf()?;
                     Anchor::Root
                 } else {
-                    let (client, clock) = self.id()?;
-                    Anchor::Parent(client, clock)
+                    Anchor::Parent(self.id()?)
                 };
                 if info & HAS_PARENT_SUB != 0 {
                     self.buf()?;
@@ -301,10 +300,6 @@ impl<'a> Walk<'a> {
     /// The content of an item whose info byte is `info`: how many clocks it
     /// takes and what it holds.
     fn content(&mut self, info: u8) -> Checked<(u64, Held)> {
-        let held = match info & 0x0f {
-            4 => Held::Text,
-            _ => Held::Other,
-        };
         let len = match info & 0x0f {
             // deleted
             1 => self.var(),
@@ -319,7 +314,7 @@ impl<'a> Walk<'a> {
             // binary, embed (JSON)
             3 | 5 => self.buf().map(|_| 1),
             // string
-            4 => self.string_units(),
+            4 => return Ok((self.string_units()?, Held::Text)),
             // format: key and JSON value
             6 => {
                 self.buf()?;
@@ -350,7 +345,7 @@ impl<'a> Walk<'a> {
             }
             other => Err(format!("unknown content type {other}")),
         }?;
-        Ok((len, held))
+        Ok((len, Held::Other))
     }
 }
 

@@ -24,7 +24,7 @@
 //!   is followed a range at a time, at most [`MAX_ORIGIN_HOPS`] ranges.
 //!   (An R left of L that those ranges do not reach is not detected.)
 //! - **Characters outside texts.** Only a text (or XML text) holds characters;
-//!   Stock Yjs never puts them in an array, a map or an XML element. yrs lets
+//!   stock Yjs never puts them in an array, a map or an XML element. yrs lets
 //!   such an item in, and then reads an array or XML node holding one by a
 //!   loop that never ends when a character takes two UTF-16 units (an emoji):
 //!   the JSON view of the document (the admin API, restores) hung the room's
@@ -111,13 +111,25 @@ struct Run {
 /// `Run::origin_client` of a run whose first item has no left origin.
 const NO_ORIGIN: u64 = u64::MAX;
 
+/// A clock as a run stores it (`bounds` refuses clocks past `u32::MAX`).
+fn clock32(clock: u64) -> u32 {
+    u32::try_from(clock).unwrap_or(u32::MAX)
+}
+
+/// The kind of parent the items inside what `held` holds hang in.
+fn kind_held(held: Held) -> Kind {
+    match held {
+        Held::Type(type_ref) => type_ref,
+        Held::Text | Held::Other => UNKNOWN,
+    }
+}
+
 impl Run {
     fn new(start: u64, end: u64, parent: Parent, holds: Kind, origin: Option<Id>) -> Self {
-        let clock = |c: u64| u32::try_from(c).unwrap_or(u32::MAX);
-        let (origin_client, origin_clock) = origin.map_or((NO_ORIGIN, 0), |(c, k)| (c, clock(k)));
+        let (origin_client, origin_clock) = origin.map_or((NO_ORIGIN, 0), |(c, k)| (c, clock32(k)));
         Self {
-            start: clock(start),
-            end: clock(end),
+            start: clock32(start),
+            end: clock32(end),
             origin_clock,
             parent_depth: u16::try_from(parent.depth).unwrap_or(u16::MAX),
             parent_kind: parent.kind,
@@ -171,10 +183,7 @@ enum Needs {
 fn inside(block: &BlockShape, parent: Parent) -> Parent {
     Parent {
         depth: parent.depth.saturating_add(1),
-        kind: match block.held {
-            Held::Type(type_ref) => type_ref,
-            Held::Text | Held::Other => UNKNOWN,
-        },
+        kind: kind_held(block.held),
     }
 }
 
@@ -243,8 +252,8 @@ impl ItemIndex {
             Anchor::Root => return Needs::Known(Parent::ROOT),
             Anchor::Nowhere => return Needs::Known(Parent::UNKNOWN),
             // Under the type an item holds.
-            Anchor::Parent(client, clock) => ((client, clock), true),
-            Anchor::Beside(client, clock) => ((client, clock), false),
+            Anchor::Parent(id) => (id, true),
+            Anchor::Beside(id) => (id, false),
         };
         if let Some(run) = self.run(id) {
             return Needs::Known(match inside {
@@ -379,10 +388,7 @@ impl ItemIndex {
     fn insert(&mut self, block: &BlockShape, parent: Parent) {
         let (client, start) = (block.client, block.clock);
         let end = start.saturating_add(block.len);
-        let holds = match block.held {
-            Held::Type(type_ref) => type_ref,
-            Held::Text | Held::Other => UNKNOWN,
-        };
+        let holds = kind_held(block.held);
         let runs = self.runs.entry(client).or_default();
         // The first item of a piece starting inside the block follows the
         // item before it.
@@ -405,7 +411,7 @@ impl ItemIndex {
                     && start > 0
                     && block.origin == Some((client, start - 1));
                 if follows {
-                    last.end = Run::new(start, end, parent, holds, None).end;
+                    last.end = clock32(end);
                 } else {
                     runs.push(piece(start, end));
                 }
