@@ -1,4 +1,4 @@
-//! What a doc room's item index (`yjs_wire::item_index`: the nesting and
+//! What a doc room's item index (`wire::item_index`: the nesting and
 //! contradictory-origin checks) costs per update, next to what yrs itself
 //! spends integrating the same update, and how big the index grows.
 //!
@@ -12,8 +12,8 @@
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use roomcast_server::yjs_wire::bounds::update_shape_v1;
-use roomcast_server::yjs_wire::item_index::ItemIndex;
+use roomcast_server::yjs::bounds::update_shape_v1;
+use roomcast_server::yjs::item_index::ItemIndex;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Text, Transact, Update};
 

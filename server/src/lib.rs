@@ -11,8 +11,9 @@
 //!   places and forgets them.
 //! - [`session`]: one task per WebSocket connection: limits, decoding, forwarding,
 //!   writing the member's outbox.
-//! - [`yjs_wire`]: the y-websocket framing of doc rooms (message boundaries,
-//!   encoding through `yrs::sync`).
+//! - [`yjs`]: Yjs-specific algorithms without rooms or I/O: the y-websocket
+//!   framing, the bounds walk and item index that guard yrs, restores, the
+//!   JSON view.
 //! - [`http`]: routes, shared state, upgrade handlers.
 //! - [`metrics`]: every Prometheus metric name, the recorder and `/metrics`.
 //! - [`persist`]: the background writers between rooms and the store (doc log
@@ -38,7 +39,7 @@ pub mod room;
 pub mod server;
 pub mod session;
 pub mod store;
-pub mod yjs_wire;
+pub mod yjs;
 
 pub use config::Config;
 pub use server::{run, Server, ServerError};

@@ -15,10 +15,10 @@ use yrs::{
 };
 
 use super::Ops;
-use crate::room::doc_restore::json_view;
 use crate::room::doc_room::harness::{DocHarness, Sent};
 use crate::room::ConnId;
-use crate::yjs_wire::{self, Inbound};
+use crate::yjs::json_view::json_view;
+use crate::yjs::wire::{self, Inbound};
 
 /// Clients connected at any time.
 const CLIENTS: usize = 3;
@@ -34,7 +34,7 @@ const AWARENESS_IDS: [u64; 4] = [1, 2, 3, 0x1f_ffff_ffff_ffff];
 /// Runs the operations `data` encodes against one doc room with
 /// [`CLIENTS`] connected clients, each holding a replica built only from
 /// what the room sends it (as a stock y-websocket client does). Operations:
-/// arbitrary frames from a client (through [`yjs_wire::decode_frame`]), valid
+/// arbitrary frames from a client (through [`wire::decode_frame`]), valid
 /// edits, edits corrupted by one byte, awareness changes, leaving and
 /// reconnecting, compaction.
 ///
@@ -58,7 +58,7 @@ pub fn doc_sync(data: &[u8]) {
                 let (kind, at, what) = (ops.u8(), ops.u8(), ops.u8());
                 match world.clients[slot].edit(kind, at, what) {
                     Some(update) => {
-                        let delivered = world.send(slot, &yjs_wire::update_frame(update));
+                        let delivered = world.send(slot, &wire::update_frame(update));
                         assert!(delivered, "a client's valid edit was refused");
                     }
                     // The replica was replaced: it syncs anew.
@@ -71,7 +71,7 @@ pub fn doc_sync(data: &[u8]) {
                 if let Some(mut update) = world.clients[slot].scratch_edit(kind, at, what) {
                     let i = usize::from(pos) % update.len();
                     update[i] ^= mask;
-                    world.send(slot, &yjs_wire::update_frame(update));
+                    world.send(slot, &wire::update_frame(update));
                 }
             }
             4 => {
@@ -84,12 +84,12 @@ pub fn doc_sync(data: &[u8]) {
                 let update = AwarenessUpdate {
                     clients: HashMap::from([(id, AwarenessUpdateEntry { clock, json })]),
                 };
-                world.send(slot, &yjs_wire::encode(&Message::Awareness(update)));
+                world.send(slot, &wire::encode(&Message::Awareness(update)));
             }
             5 => world.reconnect(slot),
             6 => world.room.compact(),
             _ => {
-                world.send(slot, &yjs_wire::encode(&Message::AwarenessQuery));
+                world.send(slot, &wire::encode(&Message::AwarenessQuery));
             }
         };
         world.check_converged();
@@ -164,12 +164,10 @@ impl Client {
         match message {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
                 let diff = self.doc.transact().encode_state_as_update_v1(&sv);
-                vec![yjs_wire::encode(&Message::Sync(SyncMessage::SyncStep2(
-                    diff,
-                )))]
+                vec![wire::encode(&Message::Sync(SyncMessage::SyncStep2(diff)))]
             }
             Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
-                if let Err(why) = yjs_wire::bounds::update_v1(&update) {
+                if let Err(why) = crate::yjs::bounds::update_v1(&update) {
                     panic!("the room sent an update its own bounds check refuses: {why}");
                 }
                 let update = Update::decode_v1(&update).unwrap_or_else(|e| {
@@ -278,7 +276,7 @@ impl World {
             self.deliver(slot, &frame);
         }
         let sv = self.clients[slot].doc.transact().state_vector();
-        let step1 = yjs_wire::encode(&Message::Sync(SyncMessage::SyncStep1(sv)));
+        let step1 = wire::encode(&Message::Sync(SyncMessage::SyncStep1(sv)));
         assert!(
             self.send(slot, &step1),
             "a client's sync step 1 was refused"
@@ -330,7 +328,7 @@ impl World {
     /// stays open (a refused frame closes it, and it reconnects).
     fn send(&mut self, slot: usize, frame: &[u8]) -> bool {
         let conn = self.clients[slot].conn;
-        let messages = match yjs_wire::decode_frame(frame) {
+        let messages = match wire::decode_frame(frame) {
             Ok(messages) => messages,
             Err(_) => {
                 self.reconnect(slot);

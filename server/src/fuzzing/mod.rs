@@ -11,7 +11,7 @@
 //!   payloads): decoding never panics and what decodes round-trips.
 //! - [`game_input`]: joins, leaves, inputs, ticks, snapshots on a room instance
 //!   of every built-in game.
-//! - [`doc_sync`]: y-websocket frames through [`crate::yjs_wire`] into a doc
+//! - [`doc_sync`]: y-websocket frames through [`crate::yjs::wire`] into a doc
 //!   room's document and awareness, with client replicas that must converge.
 
 mod doc;

@@ -35,7 +35,6 @@ use yrs::updates::decoder::Decode;
 use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
 
 use super::{
-    doc_restore,
     member::{Delivery, MemberLink},
     messages::{
         DocMessages, DocRefusal, DocRoomInfo, InspectDoc, JoinDoc, JoinRefused, LeaveDoc, StopRoom,
@@ -51,9 +50,9 @@ use crate::room::messages::{
     TakeSnapshot,
 };
 use crate::store::{DocSnapshot, DocUpdateRecord, SnapshotMeta, StoredDoc};
-use crate::yjs_wire::bounds::UpdateShape;
-use crate::yjs_wire::item_index::ItemIndex;
-use crate::yjs_wire::{self, Inbound};
+use crate::yjs::bounds::UpdateShape;
+use crate::yjs::item_index::ItemIndex;
+use crate::yjs::wire::{self, Inbound};
 use tokio::sync::oneshot;
 
 /// How often a doc room sweeps awareness, catches up lagging members and checks idleness.
@@ -344,7 +343,7 @@ impl DocState {
     /// which case the document is as it was.
     fn restore_to(&mut self, target: &[u8]) -> Result<Vec<(i64, Bytes)>, String> {
         self.edit("restoring made yrs panic", |txn| {
-            doc_restore::restore_content(txn, target)
+            crate::yjs::restore::restore_content(txn, target)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         })
@@ -380,7 +379,7 @@ impl DocState {
     /// items.
     fn log_integrated(&mut self, integrated: Vec<Vec<u8>>) -> Vec<(i64, Bytes)> {
         for update in &integrated {
-            match yjs_wire::bounds::update_shape_v1(update) {
+            match crate::yjs::bounds::update_shape_v1(update) {
                 Ok(shape) => self.items.record(&shape),
                 Err(why) => error!(cause = %why, "an integrated update does not walk"),
             }
@@ -495,10 +494,10 @@ impl DocState {
         );
     }
 
-    /// A JSON view of the root types (see [`doc_restore::json_view`]).
+    /// A JSON view of the root types (see [`crate::yjs::json_view`]).
     fn to_json(&self) -> serde_json::Value {
         let doc = self.awareness.doc();
-        doc_restore::json_view(&doc.transact(), doc.offset_kind())
+        crate::yjs::json_view::json_view(&doc.transact(), doc.offset_kind())
     }
 }
 
@@ -627,7 +626,7 @@ impl DocRoom {
         let (state, span) = (&self.state, &self.span);
         let mut catch_up = || {
             whole
-                .get_or_insert_with(|| yjs_wire::update_frame(state.encode_whole()))
+                .get_or_insert_with(|| wire::update_frame(state.encode_whole()))
                 .clone()
         };
         let mut dropped = Vec::new();
@@ -681,7 +680,7 @@ impl DocRoom {
         let denied = Message::Auth(Some(
             "read-only access: your edits are not applied nor relayed".to_owned(),
         ));
-        self.reply(conn, yjs_wire::encode(&denied));
+        self.reply(conn, wire::encode(&denied));
     }
 
     /// Sends a reply to one member; if its outbox is full, it gets the whole
@@ -717,7 +716,7 @@ impl DocRoom {
         }
         match self.state.awareness.update_with_clients(ids) {
             Ok(update) => {
-                let frame = yjs_wire::encode(&Message::Awareness(update));
+                let frame = wire::encode(&Message::Awareness(update));
                 self.broadcast(&frame);
             }
             Err(e) => warn!(parent: &self.span, cause = %e, "cannot encode awareness change"),
@@ -743,7 +742,7 @@ impl DocRoom {
         notify: &Recipient<DocLogResult>,
     ) {
         self.update_size.record(update.len() as f64);
-        let frame = yjs_wire::update_frame(update.to_vec());
+        let frame = wire::update_frame(update.to_vec());
         let Some(p) = &self.persistence else {
             self.state.durable_through = seq;
             self.broadcast(&frame);
@@ -921,7 +920,7 @@ impl DocRoom {
                         .encode_state_as_update_v1(&sv);
                     self.reply(
                         conn,
-                        yjs_wire::encode(&Message::Sync(SyncMessage::SyncStep2(diff))),
+                        wire::encode(&Message::Sync(SyncMessage::SyncStep2(diff))),
                     );
                 }
                 Inbound::Update { update, .. }
@@ -972,7 +971,7 @@ impl DocRoom {
                 }
                 Inbound::AwarenessQuery => {
                     if let Ok(update) = self.state.awareness.update() {
-                        self.reply(conn, yjs_wire::encode(&Message::Awareness(update)));
+                        self.reply(conn, wire::encode(&Message::Awareness(update)));
                     }
                 }
                 Inbound::Ignored => {}
@@ -1102,7 +1101,7 @@ impl Handler<JoinDoc> for DocRoom {
             return Err(JoinRefused::Full(max));
         }
         let link = MemberLink::new(msg.outbox, msg.kick, msg.latency);
-        for frame in yjs_wire::greeting(&self.state.awareness) {
+        for frame in wire::greeting(&self.state.awareness) {
             let len = frame.len();
             if link.send_control(frame) {
                 self.room_metrics.sent(1, len);

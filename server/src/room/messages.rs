@@ -229,7 +229,7 @@ pub struct DocMessages {
     /// The sending connection.
     pub conn: ConnId,
     /// Its messages, in order.
-    pub messages: Vec<crate::yjs_wire::Inbound>,
+    pub messages: Vec<crate::yjs::wire::Inbound>,
 }
 
 /// Why a doc room refused a member's frame; the session closes accordingly.

@@ -7,14 +7,12 @@
 //!   fan-out of one encoded frame per tick, reconnection, failure isolation.
 //! - [`doc_room`]: the `DocRoom` actor: a Yjs document and its awareness, synced
 //!   over y-websocket.
-//! - [`doc_restore`]: restoring a document to a snapshot as a new, converging edit.
 //! - [`messages`]: every message a room accepts, one type each.
 //! - [`member`]: a member's bounded outbox and what happens when it is full.
 //! - [`inputs`]: a game member's bounded input queue, drained at each tick.
 //! - [`name`]: the rules for room names.
 //! - [`timing`]: tick duration and lateness measurement.
 
-pub mod doc_restore;
 pub mod doc_room;
 pub mod game_room;
 pub mod inputs;

@@ -20,7 +20,7 @@ use crate::room::{
     messages::{Departure, DocMessages, DocRefusal, JoinDoc, LeaveDoc},
     ConnId, RoomName, RoomRegistry,
 };
-use crate::yjs_wire;
+use crate::yjs::wire;
 
 /// Everything a doc session needs besides its socket.
 pub struct DocSession {
@@ -55,7 +55,7 @@ struct DocFrames<'a> {
 impl FrameHandler for DocFrames<'_> {
     async fn on_binary(&mut self, _ws: &mut Session, bytes: Bytes) -> Flow {
         let gone = Departure::Disconnected;
-        let messages = match yjs_wire::decode_frame(&bytes) {
+        let messages = match wire::decode_frame(&bytes) {
             Ok(messages) => messages,
             Err(e) => {
                 return Flow::End(

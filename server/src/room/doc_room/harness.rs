@@ -16,7 +16,7 @@ use yrs::{ReadTxn, Transact};
 
 use super::{remove_awareness_state, retain_owned, DocState};
 use crate::room::ConnId;
-use crate::yjs_wire::{self, Inbound};
+use crate::yjs::wire::{self, Inbound};
 
 /// A frame the room sends in answer to a member's messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl DocHarness {
     /// A member joins; returns its greeting frames (sync step 1, awareness).
     pub fn join(&mut self, conn: ConnId) -> Vec<Bytes> {
         self.members.insert(conn, HashSet::new());
-        yjs_wire::greeting(&self.state.awareness)
+        wire::greeting(&self.state.awareness)
     }
 
     /// A member leaves (or is closed): its awareness states are removed; returns
@@ -87,7 +87,7 @@ impl DocHarness {
                         .doc()
                         .transact()
                         .encode_state_as_update_v1(&sv);
-                    sent.push(Sent::Reply(yjs_wire::encode(&Message::Sync(
+                    sent.push(Sent::Reply(wire::encode(&Message::Sync(
                         SyncMessage::SyncStep2(diff),
                     ))));
                 }
@@ -98,7 +98,7 @@ impl DocHarness {
                         .map_err(|why| format!("update does not apply: {why}"))?;
                     for (seq, update) in integrated {
                         self.state.durable_through = seq;
-                        sent.push(Sent::Broadcast(yjs_wire::update_frame(update.to_vec())));
+                        sent.push(Sent::Broadcast(wire::update_frame(update.to_vec())));
                     }
                 }
                 Inbound::Awareness(mut update) => {
@@ -122,7 +122,7 @@ impl DocHarness {
                 }
                 Inbound::AwarenessQuery => {
                     if let Ok(update) = self.state.awareness.update() {
-                        sent.push(Sent::Reply(yjs_wire::encode(&Message::Awareness(update))));
+                        sent.push(Sent::Reply(wire::encode(&Message::Awareness(update))));
                     }
                 }
                 Inbound::Ignored => {}
@@ -137,7 +137,7 @@ impl DocHarness {
             return None;
         }
         let update = self.state.awareness.update_with_clients(ids).ok()?;
-        Some(yjs_wire::encode(&Message::Awareness(update)))
+        Some(wire::encode(&Message::Awareness(update)))
     }
 
     /// The whole document as one v1 update (what a lagging member is sent).

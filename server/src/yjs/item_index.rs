@@ -31,7 +31,7 @@
 //!   thread for good. Each range records the kind of its items' parent, so an
 //!   item of characters under any other shared type is refused. (Roots take
 //!   their kind from how they are read; the room's views read a root holding
-//!   characters as a text, see `doc_restore::json_view`.)
+//!   characters as a text, see `json_view`.)
 //!
 //! Depths count shared types: an item directly under a root has parent depth
 //! 0, and a map inserted there is at depth 1. Items whose anchor is unknown
@@ -446,8 +446,8 @@ impl ItemIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yjs_wire::bounds::update_shape_v1;
-    use crate::yjs_wire::bounds::Id;
+    use crate::yjs::bounds::update_shape_v1;
+    use crate::yjs::bounds::Id;
     use yrs::types::ToJson;
     use yrs::updates::decoder::Decode;
     use yrs::{

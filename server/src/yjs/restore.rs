@@ -61,7 +61,7 @@ use yrs::{
 
 /// Deepest nesting of shared types a target may have (deeper is refused rather
 /// than risking the stack): what a doc room accepts from clients.
-const MAX_DEPTH: usize = crate::yjs_wire::item_index::MAX_TYPE_DEPTH as usize;
+const MAX_DEPTH: usize = super::item_index::MAX_TYPE_DEPTH as usize;
 
 /// What a restore changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -291,7 +291,7 @@ fn plan_roots<L: ReadTxn, T: ReadTxn>(
 
 /// A root's kind: its declared type, or inferred from its content (`None` when
 /// it has none).
-fn root_kind<T: ReadTxn>(
+pub(crate) fn root_kind<T: ReadTxn>(
     value: &Out,
     txn: &T,
     offsets: OffsetKind,
@@ -355,37 +355,6 @@ fn infer_kind<T: ReadTxn>(
     }
 }
 
-/// A JSON view of every root of a document, each read as the kind it was
-/// declared as or, for roots the server never declared, the kind inferred from
-/// its content as a restore does: a text as its string, a map or an array as
-/// JSON, an XML fragment as its XML string. Roots of no inferable kind show as
-/// yrs's own JSON of them; empty undeclared roots as `null`.
-pub fn json_view<T: ReadTxn>(txn: &T, offsets: OffsetKind) -> serde_json::Value {
-    use yrs::types::ToJson;
-    use yrs::GetString;
-    let mut view = serde_json::Map::new();
-    for (name, value) in txn.root_refs() {
-        let json = match (root_kind(&value, txn, offsets), branch_of(&value)) {
-            (Ok(Some(kind)), Some(branch)) => match kind {
-                RootKind::Text => serde_json::Value::String(TextRef::from(branch).get_string(txn)),
-                RootKind::Map => any_json(&MapRef::from(branch).to_json(txn)),
-                RootKind::Array => any_json(&ArrayRef::from(branch).to_json(txn)),
-                RootKind::XmlFragment => {
-                    serde_json::Value::String(yrs::XmlFragmentRef::from(branch).get_string(txn))
-                }
-            },
-            (Ok(None), _) => serde_json::Value::Null,
-            _ => any_json(&value.to_json(txn)),
-        };
-        view.insert(name.to_owned(), json);
-    }
-    serde_json::Value::Object(view)
-}
-
-fn any_json(any: &Any) -> serde_json::Value {
-    serde_json::to_value(any).unwrap_or(serde_json::Value::Null)
-}
-
 /// Declares root `name` as `kind` and returns its branch.
 fn declare<W: WriteTxn>(txn: &mut W, name: &str, kind: RootKind) -> BranchPtr {
     match kind {
@@ -402,7 +371,7 @@ fn ptr<R: AsRef<Branch>>(shared: &R) -> BranchPtr {
 }
 
 /// The branch behind a shared value (`None` for plain values and subdocuments).
-fn branch_of(value: &Out) -> Option<BranchPtr> {
+pub(crate) fn branch_of(value: &Out) -> Option<BranchPtr> {
     value.try_branch().map(BranchPtr::from)
 }
 

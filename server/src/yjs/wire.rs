@@ -6,9 +6,7 @@
 //! than silently dropped), deciding what is ignored, and refusing bodies yrs
 //! cannot safely decode (`bounds`).
 
-pub mod bounds;
-pub mod item_index;
-
+use super::bounds;
 use bytes::Bytes;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
 use yrs::updates::decoder::Decode;
@@ -32,7 +30,7 @@ pub enum Inbound {
         update: Update,
         /// Its encoded size, bytes.
         len: usize,
-        /// Its blocks' ids, origins and anchors (for the room's [`item_index`] checks).
+        /// Its blocks' ids, origins and anchors (for the room's [`super::item_index`] checks).
         shape: bounds::UpdateShape,
     },
     /// Awareness states to apply and relay.
