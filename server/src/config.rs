@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::doc::HoldLimits;
 use crate::game::{GameCatalog, TICK_RATE_RANGE};
 use crate::http::client_addr::IpNet;
 
@@ -137,6 +138,22 @@ pub struct Config {
     /// Awareness states (presence, cursors) not renewed within this long are removed.
     #[arg(long, env = "ROOMCAST_AWARENESS_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub awareness_timeout: Duration,
+
+    /// Bytes of doc updates one connection may have waiting for clocks the
+    /// document lacks (edits a reconnecting client typed before its sync step
+    /// 2 arrived); beyond it the connection is closed with 1008.
+    #[arg(long, env = "ROOMCAST_DOC_HOLD_BYTES", default_value_t = HoldLimits::default().conn_bytes)]
+    pub doc_hold_bytes: usize,
+
+    /// Bytes of doc updates one document may have waiting for missing clocks,
+    /// all connections together; beyond it the sender is closed with 1008.
+    #[arg(long, env = "ROOMCAST_DOC_HOLD_DOC_BYTES", default_value_t = HoldLimits::default().doc_bytes)]
+    pub doc_hold_doc_bytes: usize,
+
+    /// How long a doc update may wait for the clocks it follows; past it, it
+    /// is refused and its sender closed with 1007.
+    #[arg(long, env = "ROOMCAST_DOC_HOLD_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub doc_hold_timeout: Duration,
 
     /// A connection must send its Join within this long, or it is closed (1008).
     #[arg(long, env = "ROOMCAST_JOIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]

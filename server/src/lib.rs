@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod doc;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod game;

@@ -268,7 +268,9 @@ pub fn store_write(op: &'static str, elapsed: std::time::Duration, ok: bool) {
     }
 }
 
-/// Counts one refusal for `reason` (see [`REFUSALS`]).
-pub fn refused(reason: &'static str) {
+/// Counts one refusal for `reason` (see [`REFUSALS`]) and logs it at warn
+/// level with `why`, in the caller's span (its connection's or room's).
+pub fn refused(reason: &'static str, why: &str) {
+    tracing::warn!(reason, cause = why, "refused");
     metrics::counter!(REFUSALS, "reason" => reason).increment(1);
 }

@@ -60,3 +60,20 @@ fn game_input_regressions() {
 fn doc_sync_regressions() {
     replay("doc_sync");
 }
+
+/// Replays the one input `ROOMCAST_FUZZ_INPUT` names through the target
+/// `ROOMCAST_FUZZ_TARGET` (default `doc_sync`), for triage; with neither set
+/// it does nothing. E.g. `ROOMCAST_FUZZ_TRACE=1 ROOMCAST_FUZZ_INPUT=path cargo
+/// test -p roomcast-server --test fuzz_regressions one_input -- --nocapture`.
+#[test]
+fn one_input() {
+    let Some(path) = std::env::var_os("ROOMCAST_FUZZ_INPUT") else {
+        return;
+    };
+    let target = std::env::var("ROOMCAST_FUZZ_TARGET").unwrap_or_else(|_| "doc_sync".into());
+    let (_, entry) = TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .expect("a known fuzz target");
+    entry(&std::fs::read(&path).expect("a readable input"));
+}

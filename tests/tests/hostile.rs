@@ -66,6 +66,10 @@ const DOC_MAX_FRAME: usize = 8 * 1024;
 const DOC_MAX_BYTES: usize = 16 * 1024;
 /// `--max-messages-per-sec` of the doc server (bursts of twice as many).
 const DOC_MESSAGES_PER_SEC: u32 = 20;
+/// `--doc-hold-bytes` of the doc server.
+const DOC_HOLD_BYTES: usize = 16 * 1024;
+/// `--doc-hold-timeout` of the doc server.
+const DOC_HOLD_TIMEOUT: Duration = Duration::from_secs(1);
 /// RFC 6455 1002: what the WebSocket layer closes with on a framing error (not
 /// in `close::code`, which lists the codes roomcast itself decides on).
 const PROTOCOL_ERROR: u16 = 1002;
@@ -918,6 +922,18 @@ impl DocMembers {
         );
     }
 
+    /// Takes the server's text as what the members wrote (after a test put
+    /// text in on purpose), once the writer has it too.
+    async fn adopt_server_text(&mut self, server: &TestServer, context: &str) {
+        let info = server.inspect_doc(DOC).await.expect("doc room is live");
+        let want = info.content["t"].as_str().unwrap_or_default().to_owned();
+        self.writer
+            .wait_until(WAIT, |d| text_of(d) == want)
+            .await
+            .unwrap_or_else(|e| panic!("{context}: the writer never got {want:?}: {e}"));
+        self.text = want;
+    }
+
     /// The doc holds only the good members' text and members; edits go through.
     async fn assert_intact(&mut self, server: &TestServer, n: usize, context: &str) {
         let summary = eventually(WAIT, "only the two members are left", || async {
@@ -945,6 +961,8 @@ async fn hostile_doc_input_closes_only_its_own_connection() {
         doc_max_frame_bytes: DOC_MAX_FRAME,
         doc_max_bytes: DOC_MAX_BYTES,
         max_messages_per_sec: DOC_MESSAGES_PER_SEC,
+        doc_hold_bytes: DOC_HOLD_BYTES,
+        doc_hold_timeout: DOC_HOLD_TIMEOUT,
         ..test_config()
     })
     .await;
@@ -971,40 +989,85 @@ async fn hostile_doc_input_closes_only_its_own_connection() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 
-    an_update_skipping_clocks_is_refused(&server, &mut members).await;
+    an_update_skipping_clocks_waits_for_them(&server, &mut members).await;
     an_item_between_contradictory_origins_is_refused(&server, &mut members).await;
     characters_inside_an_array_are_refused(&server, &mut members).await;
-    pending_updates_never_grow_the_doc_past_its_limit(&server, &mut members).await;
+    held_updates_stay_within_their_bound(&server, &mut members).await;
     an_awareness_flood_with_forged_ids_hits_the_message_rate(&server, &mut members).await;
     server.stop().await;
 }
 
-/// An update whose items skip clocks of their client that the doc does not have
-/// (no client ever sends one: its own edits are contiguous, and its sync step 2
-/// is computed against the server's state vector). It is refused with 1007
-/// before yrs would keep it pending in memory; nothing is integrated or
-/// relayed, and the other members are unaffected.
-async fn an_update_skipping_clocks_is_refused(server: &TestServer, members: &mut DocMembers) {
-    const NAME: &str = "update whose dependencies are missing";
+/// An update that follows clocks of its client the doc does not have yet: a
+/// stock client sends one when it reconnects and types before the server's
+/// sync step 2 reaches it (its offline edits follow in its own step 2). The
+/// room holds it, integrating and relaying nothing, and the connection stays
+/// open; once the missing clocks arrive (here from another connection) both
+/// are integrated in order. One whose clocks never arrive is refused with
+/// 1007 when `--doc-hold-timeout` passes, the doc as it was.
+async fn an_update_skipping_clocks_waits_for_them(server: &TestServer, members: &mut DocMembers) {
+    const NAME: &str = "update following clocks the doc lacks";
     let before = server.inspect_doc(DOC).await.unwrap();
-    // A replica of the server's doc, as client 4242, makes two edits in a row.
-    let replica = Doc::with_client_id(4242);
-    replica
-        .transact_mut()
-        .apply_update(Update::decode_v1(&before.state_update).unwrap())
-        .unwrap();
-    let text = replica.get_or_insert_text("t");
-    let edit = |at: u32, s: &str| {
-        let sv = replica.transact().state_vector();
-        text.insert(&mut replica.transact_mut(), at, s);
-        let update = replica.transact().encode_state_as_update_v1(&sv);
-        update
+    // A replica of the server's doc, as `client`, makes two edits in a row.
+    let two_edits = |client: u64| {
+        let replica = Doc::with_client_id(client);
+        replica
+            .transact_mut()
+            .apply_update(Update::decode_v1(&before.state_update).unwrap())
+            .unwrap();
+        let text = replica.get_or_insert_text("t");
+        let edit = |at: u32, s: &str| {
+            let sv = replica.transact().state_vector();
+            text.insert(&mut replica.transact_mut(), at, s);
+            let update = replica.transact().encode_state_as_update_v1(&sv);
+            update
+        };
+        (edit(0, "[first]"), edit(7, "[second]"))
     };
-    let _first = edit(0, "[first]");
-    let second = edit(7, "[second]");
+    let (first, second) = two_edits(4242);
 
-    // Only the second: refused, the doc as it was.
-    refused_untouched(server, members, NAME, second, "skips clocks", 100).await;
+    // The second alone (then a sync step 1, whose answer says it was handled).
+    let mut late = raw_doc_socket(server).await;
+    let wires = [
+        Wire::Binary(update_frame(second)),
+        Wire::Binary(SYNC_STEP_1.to_vec()),
+    ];
+    send_wires(&mut late, &wires).await;
+    let outcome = doc_answer(&mut late).await;
+    println!("doc  | {:<66} | {outcome}", NAME);
+    assert!(matches!(outcome, Outcome::Stays), "{NAME}: {outcome}");
+    let waiting = server.inspect_doc(DOC).await.unwrap();
+    assert_eq!(waiting.content, before.content, "{NAME}: content");
+    assert_eq!(
+        waiting.summary.updates_applied, before.summary.updates_applied,
+        "{NAME}: nothing integrated yet"
+    );
+    assert_eq!(waiting.summary.held_updates, 1, "{NAME}: held");
+
+    // The first, from another connection: both go in, in order.
+    let mut early = raw_doc_socket(server).await;
+    let wires = [
+        Wire::Binary(update_frame(first)),
+        Wire::Binary(SYNC_STEP_1.to_vec()),
+    ];
+    send_wires(&mut early, &wires).await;
+    assert!(matches!(doc_answer(&mut early).await, Outcome::Stays));
+    let done = eventually(WAIT, "both edits integrated", || async {
+        let info = server.inspect_doc(DOC).await?;
+        (info.summary.updates_applied == before.summary.updates_applied + 2).then_some(info)
+    })
+    .await;
+    assert_eq!(done.summary.held_updates, 0, "{NAME}: nothing left held");
+    let text = done.content["t"].as_str().unwrap_or_default().to_owned();
+    assert!(text.starts_with("[first][second]"), "{NAME}: {text}");
+    let _ = late.close(None).await;
+    let _ = early.close(None).await;
+    members.adopt_server_text(server, NAME).await;
+    members.assert_intact(server, 100, NAME).await;
+
+    // The second edit of a client whose first never arrives.
+    let (_, never) = two_edits(4343);
+    let name = "update following clocks that never arrive";
+    refused_untouched(server, members, name, never, "did not arrive within", 101).await;
 }
 
 /// Sends `update` from a raw connection and expects it refused with 1007
@@ -1080,22 +1143,18 @@ async fn characters_inside_an_array_are_refused(server: &TestServer, members: &m
     refused_untouched(server, members, name, update, "not a text", 102).await;
 }
 
-/// Updates that can never be integrated (each depends on a client the doc has
-/// never seen), more of them than the document size limit: the first is
-/// refused (1007: it skips clocks) before anything waits in memory, so the
-/// server's doc stays within its limit, the content is untouched and edits
-/// still go through. (Were one to be kept pending, it would count toward the
-/// limit and be dropped there: see `DocState::count_pending`.)
-async fn pending_updates_never_grow_the_doc_past_its_limit(
-    server: &TestServer,
-    members: &mut DocMembers,
-) {
-    const NAME: &str = "pending updates worth twice --doc-max-bytes";
+/// Updates that can never be integrated (each follows clocks of a client the
+/// doc has never seen), more of them than `--doc-hold-bytes`: the room holds
+/// them up to that bound and closes the sender with 1008 when it would go
+/// past it; the doc's content and size are untouched and edits still go
+/// through. What was held is dropped when the hold timeout passes.
+async fn held_updates_stay_within_their_bound(server: &TestServer, members: &mut DocMembers) {
+    const NAME: &str = "held updates worth twice --doc-hold-bytes";
     let before = server.inspect_doc(DOC).await.unwrap();
     let junk = "x".repeat(DOC_MAX_FRAME / 3);
     let mut frames = Vec::new();
     let mut sent = 0;
-    for client in 5000..5000 + (2 * DOC_MAX_BYTES / junk.len()) as u64 {
+    for client in 5000..5000 + (2 * DOC_HOLD_BYTES / junk.len()) as u64 {
         // The second edit of a client whose first never arrives.
         let doc = Doc::with_client_id(client);
         let text = doc.get_or_insert_text("t");
@@ -1112,23 +1171,32 @@ async fn pending_updates_never_grow_the_doc_past_its_limit(
     let outcome = doc_answer(&mut ws).await;
     println!("doc  | {:<66} | {outcome}", NAME);
     assert!(
-        matches!(&outcome, Outcome::Closed(1007, why) if why.contains("skips clocks")),
+        matches!(&outcome, Outcome::Closed(code::POLICY_VIOLATION, why) if why.contains("waiting for clocks")),
         "{NAME}: {outcome}"
     );
-    assert!(
-        sent > 2 * DOC_MAX_BYTES - DOC_MAX_FRAME,
-        "{NAME}: sent {sent}"
-    );
+    assert!(sent > DOC_HOLD_BYTES, "{NAME}: sent {sent}");
     let after = server.inspect_doc(DOC).await.unwrap();
     assert_eq!(after.content, before.content, "{NAME}: content");
     assert!(
-        after.state_update.len() <= DOC_MAX_BYTES && after.summary.doc_bytes <= DOC_MAX_BYTES,
-        "{NAME}: {} bytes encoded, {} counted, over the limit of {DOC_MAX_BYTES}",
-        after.state_update.len(),
-        after.summary.doc_bytes
+        after.summary.held_bytes <= DOC_HOLD_BYTES,
+        "{NAME}: {} bytes held, over the bound of {DOC_HOLD_BYTES}",
+        after.summary.held_bytes
+    );
+    assert_eq!(
+        after.summary.doc_bytes, before.summary.doc_bytes,
+        "{NAME}: doc size"
     );
     let _ = ws.close(None).await;
     members.assert_intact(server, 150, NAME).await;
+    eventually(
+        WAIT,
+        "held updates dropped after the hold timeout",
+        || async {
+            let info = server.inspect_doc(DOC).await?;
+            (info.summary.held_updates == 0).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Awareness frames as fast as the socket takes them, half of them claiming the

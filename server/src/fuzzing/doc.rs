@@ -1,8 +1,9 @@
-//! A doc room under arbitrary y-websocket frames, with client replicas.
+//! A doc room's core under arbitrary y-websocket frames, with client replicas.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use yrs::block::ClientID;
@@ -15,8 +16,9 @@ use yrs::{
 };
 
 use super::Ops;
-use crate::room::doc_room::harness::{DocHarness, Sent};
+use crate::doc::{CoreSettings, DocCore, Effect, HoldLimits};
 use crate::room::ConnId;
+use crate::yjs::fidelity::stored_for_yrs;
 use crate::yjs::json_view::json_view;
 use crate::yjs::wire::{self, Inbound};
 
@@ -31,24 +33,35 @@ const REPLICA_IDS: u64 = 0x0007_3a5c_91d0;
 /// clients so that they contend for them.
 const AWARENESS_IDS: [u64; 4] = [1, 2, 3, 0x1f_ffff_ffff_ffff];
 
-/// Runs the operations `data` encodes against one doc room with
-/// [`CLIENTS`] connected clients, each holding a replica built only from
-/// what the room sends it (as a stock y-websocket client does). Operations:
-/// arbitrary frames from a client (through [`wire::decode_frame`]), valid
-/// edits, edits corrupted by one byte, awareness changes, leaving and
-/// reconnecting, compaction.
+/// Bit 3 of an operation byte (the slot takes bits 4-7, the kind bits 0-2)
+/// picks a variant of some kinds.
+const VARIANT: u8 = 0x08;
+
+/// Runs the operations `data` encodes against one doc room's core
+/// ([`DocCore`], persistence on) with [`CLIENTS`] connected clients, each
+/// holding a replica built only from what the room sends it (as a stock
+/// y-websocket client does). Operations: arbitrary frames from a client
+/// (through [`wire::decode_frame`]), valid edits, edits corrupted by one
+/// byte, awareness changes, leaving and reconnecting (or, as a variant,
+/// editing offline and typing again before the room's sync step 2 arrives,
+/// which the room holds until the client's step 2 fills the gap),
+/// compaction (or a failed append, rolled back), awareness queries (or time
+/// passing beyond every timeout). Appends are confirmed after each
+/// operation unless it failed them.
 ///
 /// Checked, besides "nothing panics": a refused update leaves the document's
 /// encoded state exactly as it was, and closes only its sender; valid edits
-/// and sync answers of clients are accepted; everything the room sends decodes
-/// with yrs's own decoder and applies on the replicas; after every operation
-/// each replica, and a fresh replica of the whole document, has the room's
-/// content; a connection never changes awareness entries another one owns.
+/// and sync answers of clients are accepted (never refused, never left
+/// waiting); everything the room sends decodes with yrs's own decoder and
+/// applies on the replicas; after every operation each replica, and a fresh
+/// replica of the whole document, has the room's content; a connection never
+/// changes awareness entries another one owns.
 pub fn doc_sync(data: &[u8]) {
     let mut ops = Ops::new(data);
     let mut world = World::new();
     while let Some(op) = ops.byte() {
         let slot = usize::from(op >> 4) % CLIENTS;
+        let variant = op & VARIANT != 0;
         match op % 8 {
             0 | 1 => {
                 let frame = ops.chunk();
@@ -86,12 +99,24 @@ pub fn doc_sync(data: &[u8]) {
                 };
                 world.send(slot, &wire::encode(&Message::Awareness(update)));
             }
+            5 if variant => {
+                let edits = [
+                    (ops.u8(), ops.u8(), ops.u8()),
+                    (ops.u8(), ops.u8(), ops.u8()),
+                ];
+                world.type_while_reconnecting(slot, edits);
+            }
             5 => world.reconnect(slot),
-            6 => world.room.compact(),
+            6 if variant => world.fail_appends(),
+            6 => {
+                world.room.compact();
+            }
+            7 if variant => world.pass_time(),
             _ => {
                 world.send(slot, &wire::encode(&Message::AwarenessQuery));
             }
         };
+        world.confirm_appends();
         world.check_converged();
     }
 }
@@ -170,7 +195,11 @@ impl Client {
                 if let Err(why) = crate::yjs::bounds::update_v1(&update) {
                     panic!("the room sent an update its own bounds check refuses: {why}");
                 }
-                let update = Update::decode_v1(&update).unwrap_or_else(|e| {
+                // A JavaScript replica takes every value; yrs is given what
+                // it can hold, as the room does.
+                let for_yrs = stored_for_yrs(&update)
+                    .unwrap_or_else(|e| panic!("the room sent an update that does not walk: {e}"));
+                let update = Update::decode_v1(&for_yrs).unwrap_or_else(|e| {
                     panic!("the room sent an update that does not decode: {e}")
                 });
                 if let Err(e) = self.doc.transact_mut().apply_update(update) {
@@ -239,20 +268,38 @@ fn apply_edit(roots: &Roots, txn: &mut TransactionMut, kind: u8, at: u8, what: u
 
 /// The room, its clients, and the checks.
 struct World {
-    /// The room's document and awareness.
-    room: DocHarness,
+    /// The room's core.
+    room: DocCore,
     /// The connected clients.
     clients: Vec<Client>,
     /// Next connection id.
     next_conn: ConnId,
+    /// The room's clock (advanced by hand).
+    now: Instant,
+    /// The awareness clock, Unix milliseconds (advanced by hand).
+    now_ms: u64,
+    /// Seqs appended and not yet confirmed.
+    appended: Vec<i64>,
+    /// Connections the room closed during the current operation.
+    closed: Vec<ConnId>,
 }
 
 impl World {
     fn new() -> Self {
+        let settings = CoreSettings {
+            max_doc_bytes: 64 << 20,
+            awareness_timeout: Duration::from_secs(30),
+            hold: HoldLimits::default(),
+            persistent: true,
+        };
         let mut world = Self {
-            room: DocHarness::new(),
+            room: DocCore::new(settings, tracing::Span::none()),
             clients: Vec::new(),
             next_conn: 1,
+            now: Instant::now(),
+            now_ms: 1_000_000,
+            appended: Vec::new(),
+            closed: Vec::new(),
         };
         for slot in 0..CLIENTS {
             world.clients.push(Client {
@@ -265,16 +312,78 @@ impl World {
         world
     }
 
+    /// The slot of connection `conn`.
+    fn slot_of(&self, conn: ConnId) -> Option<usize> {
+        self.clients.iter().position(|c| c.conn == conn)
+    }
+
+    /// Carries out the room's effects; connections it closes are recorded.
+    fn run(&mut self, effects: Vec<Effect>) {
+        let mut queue: VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Reply { to, frame } => {
+                    if let Some(slot) = self.slot_of(to) {
+                        self.deliver(slot, &frame);
+                    }
+                }
+                Effect::Broadcast(frame) => self.broadcast(&frame, None),
+                Effect::Append { seq, .. } => self.appended.push(seq),
+                Effect::Close { conn, .. } => self.closed.push(conn),
+            }
+        }
+    }
+
+    /// Closed clients reconnect.
+    fn reconnect_closed(&mut self) {
+        while let Some(conn) = self.closed.pop() {
+            if let Some(slot) = self.slot_of(conn) {
+                self.connect(slot);
+            }
+        }
+    }
+
+    /// The store confirms every append so far.
+    fn confirm_appends(&mut self) {
+        if let Some(&last) = self.appended.iter().max() {
+            self.appended.clear();
+            let effects = self.room.durable(last);
+            self.run(effects);
+        }
+        self.reconnect_closed();
+    }
+
+    /// The store fails the appends not confirmed yet: the room rolls them
+    /// back and closes their senders, which reconnect and send them again.
+    fn fail_appends(&mut self) {
+        let Some(&first) = self.appended.iter().min() else {
+            return;
+        };
+        self.appended.clear();
+        if let Some(effects) = self.room.storage_failed(first, "the fuzzer failed it") {
+            self.run(effects);
+        }
+        self.reconnect_closed();
+    }
+
+    /// Time passes beyond every timeout: stale awareness is swept and held
+    /// updates are refused.
+    fn pass_time(&mut self) {
+        self.now += Duration::from_secs(60);
+        self.now_ms += 60_000;
+        let effects = self.room.housekeeping(self.now, self.now_ms);
+        self.run(effects);
+        self.reconnect_closed();
+    }
+
     /// Connects the client in `slot` anew: the room greets it, it answers and
     /// sends its own sync step 1, as the stock client does.
     fn connect(&mut self, slot: usize) {
         let conn = self.next_conn;
         self.next_conn += 1;
         self.clients[slot].conn = conn;
-        let greeting = self.room.join(conn);
-        for frame in greeting {
-            self.deliver(slot, &frame);
-        }
+        let greeting = self.room.join(conn, false);
+        self.run(greeting);
         let sv = self.clients[slot].doc.transact().state_vector();
         let step1 = wire::encode(&Message::Sync(SyncMessage::SyncStep1(sv)));
         assert!(
@@ -286,10 +395,47 @@ impl World {
     /// The client in `slot` leaves and connects again.
     fn reconnect(&mut self, slot: usize) {
         let gone = self.room.leave(self.clients[slot].conn);
-        for frame in gone {
-            self.broadcast(&frame, Some(slot));
-        }
+        self.clients[slot].conn = 0;
+        self.run(gone);
         self.connect(slot);
+    }
+
+    /// The client in `slot` leaves, edits offline, connects again and edits
+    /// once more right after its sync step 1, before the room's greeting (its
+    /// sync step 1) reaches it: that edit follows the offline one, which the
+    /// room does not have yet, so the room holds it until the client's step 2
+    /// (its answer to the greeting) brings the offline edit.
+    fn type_while_reconnecting(&mut self, slot: usize, edits: [(u8, u8, u8); 2]) {
+        let gone = self.room.leave(self.clients[slot].conn);
+        self.clients[slot].conn = 0;
+        self.run(gone);
+        let (kind, at, what) = edits[0];
+        if self.clients[slot].edit(kind, at, what).is_none() {
+            return self.connect(slot);
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.clients[slot].conn = conn;
+        let greeting = self.room.join(conn, false);
+        let sv = self.clients[slot].doc.transact().state_vector();
+        let step1 = wire::encode(&Message::Sync(SyncMessage::SyncStep1(sv)));
+        assert!(
+            self.send(slot, &step1),
+            "a client's sync step 1 was refused"
+        );
+        let (kind, at, what) = edits[1];
+        match self.clients[slot].edit(kind, at, what) {
+            Some(update) => {
+                let delivered = self.send(slot, &wire::update_frame(update));
+                assert!(delivered, "an edit typed while reconnecting was refused");
+            }
+            None => return self.reconnect(slot),
+        }
+        // The greeting arrives; the client answers with its step 2, which
+        // lets the room integrate the held edit (the convergence check after
+        // the operation fails if it still waits).
+        self.run(greeting);
+        self.reconnect_closed();
     }
 
     /// The room's frame to one client; its answers go back to the room.
@@ -302,10 +448,10 @@ impl World {
         }
     }
 
-    /// A frame to every client (but `except`, which is gone).
+    /// A frame to every connected client (but `except`).
     fn broadcast(&mut self, frame: &[u8], except: Option<usize>) {
         for slot in 0..CLIENTS {
-            if Some(slot) != except {
+            if Some(slot) != except && self.room.is_member(self.clients[slot].conn) {
                 self.deliver(slot, frame);
             }
         }
@@ -336,39 +482,37 @@ impl World {
             }
         };
         for message in messages {
-            let is_update = matches!(message, Inbound::Update { .. });
+            let is_update = matches!(message, Inbound::Update(_));
             let doc_before = self.room.encode_whole();
             let others = self.others_awareness(conn);
             let shown = format!("{message:?}");
-            let outcome = self.room.handle(conn, vec![message]);
+            let effects = self.room.handle(conn, vec![message], self.now);
             if tracing_messages() {
-                eprintln!("conn {conn}: {shown} -> {outcome:?}");
+                eprintln!("conn {conn}: {shown} -> {effects:?}");
             }
             assert_eq!(
                 self.others_awareness(conn),
                 others,
                 "a connection changed awareness entries another one owns"
             );
-            match outcome {
-                Ok(sent) => {
-                    for frame in sent {
-                        match frame {
-                            Sent::Reply(frame) => self.deliver(slot, &frame),
-                            Sent::Broadcast(frame) => self.broadcast(&frame, None),
-                        }
-                    }
+            let refused = effects
+                .iter()
+                .any(|e| matches!(e, Effect::Close { conn: c, .. } if *c == conn));
+            if refused && is_update {
+                let doc_after = self.room.encode_whole();
+                // A rollback rebuilds the document, which may split or
+                // merge blocks differently: compare what the encoding says.
+                if doc_after != doc_before {
+                    let (before, after) = (meaning(&doc_before), meaning(&doc_after));
+                    assert_eq!(before, after, "a refused update changed the document");
                 }
-                Err(_) => {
-                    let doc_after = self.room.encode_whole();
-                    // A rollback rebuilds the document, which may split or
-                    // merge blocks differently: compare what the encoding says.
-                    if is_update && doc_after != doc_before {
-                        let (before, after) = (meaning(&doc_before), meaning(&doc_after));
-                        assert_eq!(before, after, "a refused update changed the document");
-                    }
-                    self.reconnect(slot);
-                    return false;
-                }
+            }
+            self.run(effects);
+            if refused || !self.room.is_member(conn) {
+                self.closed.retain(|c| *c != conn);
+                self.reconnect_closed();
+                self.connect(slot);
+                return false;
             }
         }
         true
@@ -378,7 +522,7 @@ impl World {
     /// room's content.
     fn check_converged(&self) {
         let fresh = fresh_view(&self.room.encode_whole());
-        let (room_sv, room_content) = (clocks(&self.room.state_vector()), self.room.content());
+        let (room_sv, room_content) = (clocks(&self.room.state_vector()), self.room.to_json());
         assert_eq!(fresh.0, room_sv, "a fresh replica's state vector");
         assert_eq!(fresh.1, room_content, "a fresh replica's content");
         for client in &self.clients {
@@ -413,7 +557,8 @@ type Meaning = (
 /// state vector, and every deleted id (merged into ranges).
 fn meaning(state: &[u8]) -> Meaning {
     let (clocks, content) = fresh_view(state);
-    let update = Update::decode_v1(state).expect("an encoded document decodes");
+    let for_yrs = stored_for_yrs(state).expect("an encoded document walks");
+    let update = Update::decode_v1(&for_yrs).expect("an encoded document decodes");
     let mut deleted = BTreeMap::new();
     for (client, ranges) in update.delete_set().iter() {
         let mut ranges: Vec<(u32, u32)> = ranges.iter().map(|r| (r.start, r.end)).collect();
@@ -434,7 +579,8 @@ fn meaning(state: &[u8]) -> Meaning {
 /// undeclared, as in the room, so both infer their types alike).
 fn fresh_view(state: &[u8]) -> (BTreeMap<u64, u32>, serde_json::Value) {
     let doc = replica(1);
-    let update = Update::decode_v1(state).expect("an encoded document decodes");
+    let for_yrs = stored_for_yrs(state).expect("an encoded document walks");
+    let update = Update::decode_v1(&for_yrs).expect("an encoded document decodes");
     doc.transact_mut()
         .apply_update(update)
         .expect("an encoded document applies");

@@ -53,11 +53,12 @@ impl Refusal {
 
 /// Counts and builds a refusal.
 fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
-    crate::metrics::refused(code);
+    let message = message.into();
+    crate::metrics::refused(code, &format!("upgrade refused with {status}: {message}"));
     Refusal {
         status,
         code,
-        message: message.into(),
+        message,
     }
 }
 

@@ -491,8 +491,8 @@ async fn view_snapshot(
                 .await
                 .map_err(store_error)?
                 .ok_or_else(missing)?;
-            let content = crate::room::doc_room::doc_state_json(&snap.state)
-                .unwrap_or_else(|e| json!({ "error": e }));
+            let content =
+                crate::doc::stored_json(&snap.state).unwrap_or_else(|e| json!({ "error": e }));
             json!({ "snapshot": snap.meta, "through_seq": snap.through_seq, "state": content })
         }
     };

@@ -148,6 +148,11 @@ impl AppState {
             max_members: self.config.doc_max_members,
             compact_updates: self.config.doc_compact_updates,
             compact_interval: self.config.doc_compact_interval,
+            hold: crate::doc::HoldLimits {
+                conn_bytes: self.config.doc_hold_bytes,
+                doc_bytes: self.config.doc_hold_doc_bytes,
+                timeout: self.config.doc_hold_timeout,
+            },
         }
     }
 

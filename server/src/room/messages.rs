@@ -224,23 +224,12 @@ pub struct JoinDoc {
 
 /// The decoded messages of one frame from a doc member.
 #[derive(Message)]
-#[rtype(result = "Result<(), DocRefusal>")]
+#[rtype(result = "Result<(), crate::doc::Close>")]
 pub struct DocMessages {
     /// The sending connection.
     pub conn: ConnId,
     /// Its messages, in order.
     pub messages: Vec<crate::yjs::wire::Inbound>,
-}
-
-/// Why a doc room refused a member's frame; the session closes accordingly.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum DocRefusal {
-    /// The update does not apply (1007); the doc is unchanged.
-    #[error("{0}")]
-    Invalid(String),
-    /// The document would exceed its size limit (1009).
-    #[error("{0}")]
-    TooLarge(String),
 }
 
 /// A doc member's connection ended.
@@ -287,6 +276,16 @@ pub struct DocRoomSummary {
     pub awareness_clients: usize,
     /// Updates accepted but not yet stored.
     pub pending_updates: usize,
+    /// Updates waiting for clocks the document lacks (sent by a reconnecting
+    /// client before its sync step 2).
+    pub held_updates: usize,
+    /// Their bytes.
+    pub held_bytes: usize,
+    /// Values kept as clients wrote them, because yrs would encode them
+    /// otherwise (object key order, `-0`, BigInts, formats, embeds).
+    pub kept_values: usize,
+    /// Their bytes.
+    pub kept_bytes: usize,
     /// Bytes per second queued to members (over the last second or so).
     pub bytes_out_per_sec: f64,
     /// The latest stored snapshot (compaction) of the document.

@@ -15,9 +15,9 @@ use super::member_loop::{serve_member, Flow, FrameHandler};
 use super::socket::{self, close_reason, ConnLimits};
 use crate::metrics::ConnectionMetrics;
 use crate::room::{
-    doc_room::{DocRoom, DocSettings},
+    doc_room::{close_code, DocRoom, DocSettings},
     member::Latency,
-    messages::{Departure, DocMessages, DocRefusal, JoinDoc, LeaveDoc},
+    messages::{Departure, DocMessages, JoinDoc, LeaveDoc},
     ConnId, RoomName, RoomRegistry,
 };
 use crate::yjs::wire;
@@ -58,10 +58,12 @@ impl FrameHandler for DocFrames<'_> {
         let messages = match wire::decode_frame(&bytes) {
             Ok(messages) => messages,
             Err(e) => {
-                return Flow::End(
-                    close_reason(CloseCode::Invalid, format!("bad y-websocket message: {e}")),
-                    gone,
-                )
+                let why = format!("bad y-websocket message: {e}");
+                crate::metrics::refused(
+                    "bad_frame",
+                    &format!("conn {}: closed with 1007: {why}", self.conn),
+                );
+                return Flow::End(close_reason(CloseCode::Invalid, why), gone);
             }
         };
         if messages.is_empty() {
@@ -76,13 +78,8 @@ impl FrameHandler for DocFrames<'_> {
             .await
         {
             Ok(Ok(())) => Flow::Continue,
-            Ok(Err(DocRefusal::Invalid(why))) => {
-                Flow::End(close_reason(CloseCode::Invalid, why), gone)
-            }
-            Ok(Err(DocRefusal::TooLarge(why))) => {
-                crate::metrics::refused("doc_size");
-                Flow::End(close_reason(CloseCode::Size, why), gone)
-            }
+            // The room logged and counted its refusal.
+            Ok(Err(close)) => Flow::End(close_reason(close_code(close.kind), close.message), gone),
             Err(_) => Flow::End(close_reason(CloseCode::Error, "room stopped"), gone),
         }
     }

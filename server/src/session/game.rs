@@ -109,7 +109,7 @@ impl GameSession {
         loop {
             let frame = tokio::select! {
                 _ = &mut deadline => {
-                    crate::metrics::refused("join_timeout");
+                    crate::metrics::refused("join_timeout", "no Join received in time: closed with 1008");
                     return Err(Some(close_reason(CloseCode::Policy, "no Join received in time")));
                 }
                 _ = self.shutdown.cancelled() => return Err(Some(close_reason(CloseCode::Away, "server shutting down"))),
@@ -215,7 +215,7 @@ impl FrameHandler for GameFrames<'_> {
         let (player, conn) = (m.player, self.session.conn);
         let sent = match message {
             ClientMessage::Input(_) if self.session.spectator => {
-                crate::metrics::refused("input_refused");
+                crate::metrics::refused("input_refused", "input from a spectator");
                 send_error(
                     ws,
                     error::INPUT_REFUSED,

@@ -55,11 +55,9 @@ where
                 });
             }
             Ok(Err(JoinRefused::Full(max))) => {
-                crate::metrics::refused("room_full");
-                return Err(close_reason(
-                    CloseCode::Again,
-                    format!("room is full ({max} members); try again later"),
-                ));
+                let why = format!("room is full ({max} members); try again later");
+                crate::metrics::refused("room_full", &why);
+                return Err(close_reason(CloseCode::Again, why));
             }
             Ok(Err(JoinRefused::Failed(reason))) => {
                 return Err(close_reason(

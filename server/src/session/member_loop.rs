@@ -84,7 +84,7 @@ pub async fn serve_member<H: FrameHandler>(
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > limits.heartbeat_timeout {
-                    crate::metrics::refused("heartbeat_timeout");
+                    crate::metrics::refused("heartbeat_timeout", "heartbeat timeout: closed with 1008");
                     return (Some(close_reason(CloseCode::Policy, "heartbeat timeout")), gone);
                 }
                 socket::try_send(ws.ping(&ping_payload())).await;
@@ -98,17 +98,18 @@ pub async fn serve_member<H: FrameHandler>(
                 counters.messages_in.increment(1);
                 counters.bytes_in.increment(bytes.len() as u64);
                 if let Err(exceeded) = rate.admit(last_heard, bytes.len()) {
-                    crate::metrics::refused(exceeded.reason());
                     let why = match exceeded {
                         RateExceeded::Messages => format!(
-                            "message rate limit exceeded ({} per second)",
+                            "message rate limit exceeded ({} per second, bursts of twice as many; \
+                             --max-messages-per-sec)",
                             limits.max_messages_per_sec
                         ),
                         RateExceeded::Bytes => format!(
-                            "byte rate limit exceeded ({} bytes per second)",
+                            "byte rate limit exceeded ({} bytes per second; --max-bytes-per-sec)",
                             limits.max_bytes_per_sec
                         ),
                     };
+                    crate::metrics::refused(exceeded.reason(), &format!("{why}: closed with 1008"));
                     return (Some(close_reason(CloseCode::Policy, why)), gone);
                 }
                 if let Flow::End(reason, departure) = handler.on_binary(ws, bytes).await {

@@ -75,11 +75,9 @@ pub async fn next_frame(
             Frame::Close(close_reason(CloseCode::Normal, "closed by client"))
         }
         Some(Err(e)) if too_big(&e) => {
-            crate::metrics::refused("frame_size");
-            Frame::Close(close_reason(
-                CloseCode::Size,
-                format!("frame larger than {max_frame} bytes"),
-            ))
+            let why = format!("frame larger than {max_frame} bytes");
+            crate::metrics::refused("frame_size", &why);
+            Frame::Close(close_reason(CloseCode::Size, why))
         }
         Some(Err(e)) => Frame::Close(close_reason(
             CloseCode::Protocol,

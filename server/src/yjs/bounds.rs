@@ -1,50 +1,50 @@
 //! A bounds check of message bodies before yrs decodes them.
 //!
-//! yrs's decoders trust what a hostile client controls in three ways:
+//! yrs's decoders trust what a hostile client controls in several ways:
 //! - a declared count reserves that many entries up front: for a hash map,
 //!   `try_reserve` succeeds on an overcommitting system and zeroes the control
 //!   bytes, so a five-byte body makes the server touch 512 MB and spend a
 //!   quarter of a second;
-//! - `Any` values (content of maps and arrays) decode recursively: some ten
-//!   thousand nested arrays, 20 kB, overflow the stack, which aborts the whole
-//!   process;
 //! - client ids beyond 53 bits and clocks that overflow `u32` trip assertions
 //!   (debug builds) or wrap;
 //! - an item whose left and right origins are the same is placed differently
 //!   depending on history, and an empty deleted range splits an item without
 //!   any visible change to relay (a split emoji becomes two U+FFFD), so the
-//!   replicas would not converge.
+//!   replicas would not converge;
+//! - yrs reads legacy JSON content (content ref 2) with one string more than
+//!   its count says, so it misreads what follows it.
 //!
 //! This walk follows the lib0 v1 layout of updates, state vectors and
-//! awareness updates without allocating, and refuses a count larger than the
-//! bytes left, `Any` nesting deeper than [`MAX_ANY_DEPTH`], client ids beyond
-//! 53 bits, clocks past `u32::MAX`, such items and empty deleted ranges.
+//! awareness updates without allocating or recursing, and refuses a count
+//! larger than the bytes left, client ids beyond 53 bits, clocks past
+//! `u32::MAX`, such items, empty deleted ranges and JSON content. None of
+//! these is anything a stock Yjs client writes: Yjs client ids are 32-bit,
+//! every item goes between two different neighbours, Yjs never lists an
+//! empty deleted range, and Yjs 13 writes JSON values as `Any` content
+//! (content ref 8), reading ref 2 only from documents of older versions.
+//! Values (`Any`) are checked by [`super::value::scan`], which refuses only
+//! malformed ones; values yrs cannot hold as they are (too deep, or encoded
+//! otherwise by yrs) are for [`super::fidelity`] to keep.
 //! Whatever else is wrong is left to yrs. Walking an update also gives its
-//! [`UpdateShape`]: each block's id range, origins and where it hangs, which
-//! the room checks against what its document holds ([`super::item_index`]).
+//! [`UpdateShape`]: each block's id range, origins, where it hangs and where
+//! its content lies, which the room checks against what its document holds
+//! ([`super::item_index`]) and what it lacks ([`super::deps`]).
 
-/// Deepest nesting of `Any` values (maps and arrays inside map or array
-/// content) accepted; serde_json's default recursion limit is 128.
-pub const MAX_ANY_DEPTH: usize = 64;
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+
+use super::lib0::{Checked, Reader};
+use super::value;
 
 /// Largest client id (Yjs client ids are 53-bit integers).
 const MAX_CLIENT: u64 = (1 << 53) - 1;
 
-/// Reads through a body, refusing what yrs should not be handed.
-struct Walk<'a> {
-    /// The body.
-    buf: &'a [u8],
-    /// Bytes read so far.
-    pos: usize,
-}
-
-type Checked<T> = Result<T, String>;
-
 /// Where a block hangs in the document, as far as its own encoding tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anchor {
-    /// Directly under a root type.
-    Root,
+    /// Directly under the root type whose name hashes to this
+    /// ([`root_identity`]).
+    Root(u64),
     /// Under the shared type held by this item.
     Parent(Id),
     /// Next to this item (its left origin, or else its right one), so under
@@ -53,6 +53,12 @@ pub enum Anchor {
     /// Nowhere: garbage-collected content or a skipped range.
     Nowhere,
 }
+
+/// `BlockShape::content_ref` of a garbage-collected range (its clocks are
+/// known, its content gone).
+pub const GC_BLOCK: u8 = 0;
+/// `BlockShape::content_ref` of a skip: clocks the update does not carry.
+pub const SKIP_BLOCK: u8 = 10;
 
 /// An item id: client and clock.
 pub type Id = (u64, u64);
@@ -75,6 +81,12 @@ pub struct BlockShape {
     pub right_origin: Option<Id>,
     /// What it holds.
     pub held: Held,
+    /// Its content ref (lib0: 1 deleted, 3 binary, 4 string, 5 embed,
+    /// 6 format, 7 shared type, 8 values, 9 subdocument), or
+    /// [`GC_BLOCK`] / [`SKIP_BLOCK`].
+    pub content_ref: u8,
+    /// Where its content lies in the body, byte offsets (start, end).
+    pub content: (usize, usize),
 }
 
 /// What a block holds, as far as the room's checks tell apart.
@@ -97,73 +109,40 @@ impl Held {
     }
 }
 
-/// The blocks of an update, in their encoded order.
+/// The blocks of an update, in their encoded order, and its delete set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpdateShape {
     /// Every block, client by client.
     pub blocks: Vec<BlockShape>,
+    /// Deleted ranges: client, first clock, length.
+    pub deletes: Vec<(u64, u64, u64)>,
 }
 
-impl<'a> Walk<'a> {
-    fn left(&self) -> usize {
-        self.buf.len() - self.pos
-    }
+/// The identity of a root type named `name` as the room's checks compare
+/// parents: a hash, keyed per process (so that no client can aim for a
+/// collision), that never equals an item's ([`item_identity`]).
+pub fn root_identity(name: &[u8]) -> u64 {
+    hasher().hash_one((0u8, name))
+}
 
-    fn u8(&mut self) -> Checked<u8> {
-        let byte = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| format!("ends early at byte {}", self.pos))?;
-        self.pos += 1;
-        Ok(byte)
-    }
+/// The identity of the shared type held by item `id`, as [`root_identity`].
+pub fn item_identity(id: Id) -> u64 {
+    hasher().hash_one((1u8, id))
+}
 
-    /// A lib0 varuint (signed ones have the same continuation bits).
-    fn var(&mut self) -> Checked<u64> {
-        let mut value = 0u64;
-        for shift in (0..70).step_by(7) {
-            let byte = self.u8()?;
-            value |= u64::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(format!("varint too long at byte {}", self.pos))
-    }
+fn hasher() -> &'static std::collections::hash_map::RandomState {
+    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    KEYS.get_or_init(Default::default)
+}
 
-    /// A count of items that each take at least `each` bytes.
-    fn count(&mut self, each: usize) -> Checked<u64> {
-        let n = self.var()?;
-        if n > (self.left() / each) as u64 {
-            return Err(format!(
-                "declares {n} entries with {} bytes left",
-                self.left()
-            ));
-        }
-        Ok(n)
-    }
-
-    fn skip(&mut self, n: u64) -> Checked<()> {
-        if n > self.left() as u64 {
-            return Err(format!("declares {n} bytes with {} left", self.left()));
-        }
-        self.pos += n as usize;
-        Ok(())
-    }
-
-    /// A length-prefixed buffer or string; returns its length.
-    fn buf(&mut self) -> Checked<u64> {
-        let len = self.var()?;
-        self.skip(len)?;
-        Ok(len)
-    }
-
+/// The reads of update, state vector and awareness bodies, refusing what yrs
+/// should not be handed.
+impl Reader<'_> {
     /// A length-prefixed UTF-8 string; returns its length in UTF-16 code
     /// units, which is how many clocks Yjs gives it. (Invalid UTF-8 is left
     /// to yrs, which refuses it.)
     fn string_units(&mut self) -> Checked<u64> {
-        let len = self.buf()? as usize;
-        let bytes = &self.buf[self.pos - len..self.pos];
+        let bytes = self.buf()?;
         // Every byte but continuation bytes starts a character; the four-byte
         // ones are outside the BMP and take a surrogate pair.
         Ok(bytes
@@ -198,38 +177,10 @@ impl<'a> Walk<'a> {
         Ok(clock)
     }
 
-    /// One `Any` value at nesting `depth`.
-    fn any(&mut self, depth: usize) -> Checked<()> {
-        if depth > MAX_ANY_DEPTH {
-            return Err(format!("values nested deeper than {MAX_ANY_DEPTH}"));
-        }
-        match self.u8()? {
-            // undefined, null, false, true
-            127 | 126 | 121 | 120 => Ok(()),
-            // integer
-            125 => self.var().map(drop),
-            // float32, float64, bigint
-            124 => self.skip(4),
-            123 | 122 => self.skip(8),
-            // string, buffer
-            119 | 116 => self.buf().map(drop),
-            // map: entries of a key and a value
-            118 => {
-                for _ in 0..self.count(2)? {
-                    self.buf()?;
-                    self.any(depth + 1)?;
-                }
-                Ok(())
-            }
-            // array
-            117 => {
-                for _ in 0..self.count(1)? {
-                    self.any(depth + 1)?;
-                }
-                Ok(())
-            }
-            tag => Err(format!("unknown value tag {tag}")),
-        }
+    /// One `Any` value (see [`value::scan`]).
+    fn value(&mut self) -> Checked<()> {
+        self.pos = value::scan(self.buf, self.pos)?.end;
+        Ok(())
     }
 
     /// One block of an update (but its client and clock, which its caller
@@ -241,14 +192,17 @@ impl<'a> Walk<'a> {
         let info = self.u8()?;
         // GC and skip: a length.
         if info == 0 || info == 10 {
+            let len = self.var()?;
             return Ok(BlockShape {
                 client: 0,
                 clock: 0,
-                len: self.var()?,
+                len,
                 anchor: Anchor::Nowhere,
                 origin: None,
                 right_origin: None,
                 held: Held::Other,
+                content_ref: info,
+                content: (self.pos, self.pos),
             });
         }
         let origin = if info & HAS_ORIGIN != 0 {
@@ -274,8 +228,7 @@ impl<'a> Walk<'a> {
             None => {
                 // The parent: a root's name, or the id of the item holding it.
                 let parent = if self.var()? == 1 {
-                    self.buf()?;
-                    Anchor::Root
+                    Anchor::Root(root_identity(self.buf()?))
                 } else {
                     Anchor::Parent(self.id()?)
                 };
@@ -285,6 +238,7 @@ impl<'a> Walk<'a> {
                 parent
             }
         };
+        let start = self.pos;
         let (len, held) = self.content(info)?;
         Ok(BlockShape {
             client: 0,
@@ -294,6 +248,8 @@ impl<'a> Walk<'a> {
             origin,
             right_origin,
             held,
+            content_ref: info & 0x0f,
+            content: (start, self.pos),
         })
     }
 
@@ -303,14 +259,9 @@ impl<'a> Walk<'a> {
         let len = match info & 0x0f {
             // deleted
             1 => self.var(),
-            // JSON: a count, then one string more than it says (as yrs reads it)
-            2 => {
-                let n = self.count(1)?;
-                for _ in 0..=n {
-                    self.buf()?;
-                }
-                Ok(n + 1)
-            }
+            // JSON (legacy): yrs reads one string more than the count says,
+            // so it would misread what follows; Yjs 13 writes values as ref 8.
+            2 => Err("legacy JSON content (content ref 2), which yrs misreads".to_owned()),
             // binary, embed (JSON)
             3 | 5 => self.buf().map(|_| 1),
             // string
@@ -324,8 +275,8 @@ impl<'a> Walk<'a> {
             7 => {
                 let type_ref = self.u8()?;
                 match type_ref {
-                    3 => self.buf()?,
-                    0..=6 | 9 | 15 => 0,
+                    3 => drop(self.buf()?),
+                    0..=6 | 9 | 15 => {}
                     other => return Err(format!("unsupported type ref {other}")),
                 };
                 return Ok((1, Held::Type(type_ref)));
@@ -334,14 +285,14 @@ impl<'a> Walk<'a> {
             8 => {
                 let n = self.count(1)?;
                 for _ in 0..n {
-                    self.any(0)?;
+                    self.value()?;
                 }
                 Ok(n)
             }
             // a subdocument: guid and options
             9 => {
                 self.buf()?;
-                self.any(0).map(|_| 1)
+                self.value().map(|_| 1)
             }
             other => Err(format!("unknown content type {other}")),
         }?;
@@ -351,20 +302,21 @@ impl<'a> Walk<'a> {
 
 /// Checks an update (v1): its blocks by client, then its delete set.
 pub fn update_v1(body: &[u8]) -> Checked<()> {
-    walk_update(body, |_| ())
+    walk_update(body, |_| ()).map(drop)
 }
 
 /// Checks an update (v1) as [`update_v1`] does and returns its shape.
 pub fn update_shape_v1(body: &[u8]) -> Checked<UpdateShape> {
     let mut shape = UpdateShape::default();
-    walk_update(body, |block| shape.blocks.push(block))?;
+    let deletes = walk_update(body, |block| shape.blocks.push(block))?;
+    shape.deletes = deletes;
     Ok(shape)
 }
 
 /// Walks an update's blocks by client, handing each to `visit`, then its
-/// delete set.
-fn walk_update(body: &[u8], mut visit: impl FnMut(BlockShape)) -> Checked<()> {
-    let mut w = Walk { buf: body, pos: 0 };
+/// delete set, which it returns.
+fn walk_update(body: &[u8], mut visit: impl FnMut(BlockShape)) -> Checked<Vec<(u64, u64, u64)>> {
+    let mut w = Reader::at(body, 0);
     // Each client: block count, client id, first clock.
     for _ in 0..w.count(3)? {
         let blocks = w.count(1)?;
@@ -387,9 +339,10 @@ fn walk_update(body: &[u8], mut visit: impl FnMut(BlockShape)) -> Checked<()> {
 }
 
 /// The delete set ending an update: by client, ranges of clock and length.
-fn delete_set(w: &mut Walk<'_>) -> Checked<()> {
+fn delete_set(w: &mut Reader<'_>) -> Checked<Vec<(u64, u64, u64)>> {
+    let mut deletes = Vec::new();
     for _ in 0..w.count(2)? {
-        w.client()?;
+        let client = w.client()?;
         for _ in 0..w.count(2)? {
             let clock = w.var()?;
             let len = w.var()?;
@@ -401,14 +354,15 @@ fn delete_set(w: &mut Walk<'_>) -> Checked<()> {
                 // emoji turns into two U+FFFD) and tells nobody.
                 return Err(format!("empty deleted range at clock {clock}"));
             }
+            deletes.push((client, clock, len));
         }
     }
-    Ok(())
+    Ok(deletes)
 }
 
 /// Checks a state vector (v1): client ids and clocks.
 pub fn state_vector_v1(body: &[u8]) -> Checked<()> {
-    let mut w = Walk { buf: body, pos: 0 };
+    let mut w = Reader::at(body, 0);
     for _ in 0..w.count(2)? {
         w.id()?;
     }
@@ -417,7 +371,7 @@ pub fn state_vector_v1(body: &[u8]) -> Checked<()> {
 
 /// Checks an awareness update: client id, clock and JSON state of each entry.
 pub fn awareness_v1(body: &[u8]) -> Checked<()> {
-    let mut w = Walk { buf: body, pos: 0 };
+    let mut w = Reader::at(body, 0);
     for _ in 0..w.count(3)? {
         w.id()?;
         w.buf()?;
@@ -444,7 +398,7 @@ mod tests {
             text.insert(&mut txn, 0, "héllo 😀");
             text.remove_range(&mut txn, 1, 2);
             map.insert(&mut txn, "n", Any::from(vec![Any::from(1.5), Any::Null]));
-            let deep = (0..MAX_ANY_DEPTH).fold(Any::Null, |inner, _| Any::from(vec![inner]));
+            let deep = (0..value::MAX_DEPTH).fold(Any::Null, |inner, _| Any::from(vec![inner]));
             map.insert(&mut txn, "deep", deep);
             array.insert(&mut txn, 0, yrs::MapPrelim::default());
             array.push_back(&mut txn, "x");
@@ -473,13 +427,18 @@ mod tests {
     }
 
     #[test]
-    fn refuses_deep_values_and_wide_ids() {
+    fn walks_deep_values_and_refuses_wide_ids() {
+        // Deep values are walked (without recursion) and left to
+        // `fidelity`; only malformed ones are refused.
         let mut body = vec![1, 1, 7, 0, 8, 1, 1, b't', 1];
         for _ in 0..10_000 {
             body.extend_from_slice(&[117, 1]);
         }
         body.extend_from_slice(&[126, 0]);
-        assert!(update_v1(&body).unwrap_err().contains("nested"));
+        assert_eq!(update_v1(&body), Ok(()));
+        let last_value = body.len() - 2;
+        body[last_value] = 99;
+        assert!(update_v1(&body).unwrap_err().contains("tag 99"));
         // Client id 2^53 in a state vector.
         let mut sv = vec![1];
         sv.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 0]);

@@ -40,7 +40,7 @@
 
 use std::collections::HashMap;
 
-use super::bounds::{Anchor, BlockShape, Held, Id, UpdateShape};
+use super::bounds::{item_identity, Anchor, BlockShape, Held, Id, UpdateShape};
 
 /// Deepest nesting of shared types accepted. Editor documents nest a few
 /// levels (ProseMirror lists in lists perhaps a few dozen); yrs's recursion
@@ -67,28 +67,39 @@ const UNKNOWN: Kind = 0xff;
 /// Type refs of the shared types that hold characters: text, XML text.
 const TEXT_KINDS: [Kind; 2] = [2, 6];
 
-/// Where the items of a block hang: how deep, and in what kind of parent.
+/// Where the items of a block hang: how deep, in what kind of parent, and
+/// which one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Parent {
     /// Depth of the parent (0: a root).
     depth: u32,
     /// Its kind.
     kind: Kind,
+    /// Its identity ([`super::bounds::root_identity`],
+    /// [`super::bounds::item_identity`]); [`NO_IDENTITY`] when unknown.
+    id: u64,
 }
 
+/// `Parent::id` of an unknown parent.
+const NO_IDENTITY: u64 = 0;
+
 impl Parent {
-    const ROOT: Parent = Parent {
-        depth: 0,
-        kind: ROOT,
-    };
+    fn root(id: u64) -> Parent {
+        Parent {
+            depth: 0,
+            kind: ROOT,
+            id,
+        }
+    }
     const UNKNOWN: Parent = Parent {
         depth: 0,
         kind: UNKNOWN,
+        id: NO_IDENTITY,
     };
 }
 
 /// Consecutive clocks of one client, typed one after another under one
-/// parent; or one shared type. 24 bytes: clocks fit in `u32` (`bounds`
+/// parent; or one shared type. 32 bytes: clocks fit in `u32` (`bounds`
 /// refuses larger ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Run {
@@ -106,6 +117,8 @@ struct Run {
     holds: Kind,
     /// Client of that origin, [`NO_ORIGIN`] when it has none.
     origin_client: u64,
+    /// Identity of the parent of these items.
+    parent_id: u64,
 }
 
 /// `Run::origin_client` of a run whose first item has no left origin.
@@ -135,6 +148,7 @@ impl Run {
             parent_kind: parent.kind,
             holds,
             origin_client,
+            parent_id: parent.id,
         }
     }
 
@@ -142,14 +156,16 @@ impl Run {
         Parent {
             depth: self.parent_depth.into(),
             kind: self.parent_kind,
+            id: self.parent_id,
         }
     }
 
-    /// Where the items inside the type this run holds hang.
-    fn inside(&self) -> Parent {
+    /// Where the items inside the type this run (of `client`) holds hang.
+    fn inside(&self, client: u64) -> Parent {
         Parent {
             depth: u32::from(self.parent_depth) + 1,
             kind: self.holds,
+            id: item_identity((client, self.start.into())),
         }
     }
 
@@ -184,6 +200,7 @@ fn inside(block: &BlockShape, parent: Parent) -> Parent {
     Parent {
         depth: parent.depth.saturating_add(1),
         kind: kind_held(block.held),
+        id: item_identity((block.client, block.clock)),
     }
 }
 
@@ -233,7 +250,7 @@ impl ItemIndex {
         index
     }
 
-    /// How many runs the index holds (24 bytes each, plus the vectors' slack).
+    /// How many runs the index holds (32 bytes each, plus the vectors' slack).
     pub fn run_count(&self) -> usize {
         self.runs.values().map(Vec::len).sum()
     }
@@ -249,7 +266,7 @@ impl ItemIndex {
     /// What block `index` of `local` hangs on.
     fn needs(&self, local: &Local<'_>, index: usize) -> Needs {
         let (id, inside) = match local.blocks[index].anchor {
-            Anchor::Root => return Needs::Known(Parent::ROOT),
+            Anchor::Root(name) => return Needs::Known(Parent::root(name)),
             Anchor::Nowhere => return Needs::Known(Parent::UNKNOWN),
             // Under the type an item holds.
             Anchor::Parent(id) => (id, true),
@@ -257,7 +274,7 @@ impl ItemIndex {
         };
         if let Some(run) = self.run(id) {
             return Needs::Known(match inside {
-                true => run.inside(),
+                true => run.inside(id.0),
                 false => run.parent(),
             });
         }
@@ -336,6 +353,69 @@ impl ItemIndex {
             }
         }
         false
+    }
+
+    /// The blocks of `shape` as yrs integrates them into a document that
+    /// knows each client's clocks below `known(client)`: wholly known blocks
+    /// (a resend) are left out, and a block straddling the known clock keeps
+    /// only its new part, which follows the known item before it (yrs slices
+    /// it so). yrs keeps the parent such a block names explicitly instead of
+    /// taking its new left neighbour's: a straddling block that names another
+    /// parent than its known part has (which only a client reusing ids
+    /// writes) is refused, as it would link items of two parents together.
+    /// A stock client's straddling block is its own earlier one sent again
+    /// longer, whose known part hangs where the block says.
+    pub fn trim_known(
+        &self,
+        shape: &UpdateShape,
+        known: impl Fn(u64) -> u64,
+    ) -> Result<UpdateShape, String> {
+        let mut blocks = Vec::with_capacity(shape.blocks.len());
+        for block in &shape.blocks {
+            let clock = known(block.client);
+            let end = block.clock.saturating_add(block.len);
+            if end <= clock {
+                continue;
+            }
+            if block.clock >= clock {
+                blocks.push(*block);
+                continue;
+            }
+            if block.anchor == Anchor::Nowhere {
+                blocks.push(BlockShape {
+                    clock,
+                    len: end - clock,
+                    ..*block
+                });
+                continue;
+            }
+            let last_known = (block.client, clock - 1);
+            let named = match block.anchor {
+                Anchor::Root(name) => Some(name),
+                Anchor::Parent(id) => Some(item_identity(id)),
+                Anchor::Beside(_) | Anchor::Nowhere => None,
+            };
+            if let Some(named) = named {
+                let known_parent = self.run(last_known).map(|run| run.parent_id);
+                if known_parent != Some(named) {
+                    return Err(format!(
+                        "update rewrites clocks {}..{clock} of client {} under another parent",
+                        block.clock, block.client
+                    ));
+                }
+            }
+            blocks.push(BlockShape {
+                clock,
+                len: end - clock,
+                origin: Some(last_known),
+                anchor: Anchor::Beside(last_known),
+                ..*block
+            });
+        }
+        Ok(UpdateShape {
+            blocks,
+            deletes: shape.deletes.clone(),
+        })
     }
 
     /// Refuses an update that would put a shared type deeper than
@@ -446,8 +526,8 @@ impl ItemIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yjs::bounds::update_shape_v1;
     use crate::yjs::bounds::Id;
+    use crate::yjs::bounds::{root_identity, update_shape_v1};
     use yrs::types::ToJson;
     use yrs::updates::decoder::Decode;
     use yrs::{
@@ -484,8 +564,8 @@ mod tests {
     }
 
     #[test]
-    fn a_run_takes_24_bytes() {
-        assert_eq!(std::mem::size_of::<Run>(), 24);
+    fn a_run_takes_32_bytes() {
+        assert_eq!(std::mem::size_of::<Run>(), 32);
     }
 
     #[test]
@@ -500,7 +580,7 @@ mod tests {
         let blocks = shape(&update).blocks;
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].len, 5, "1 + 1 + 1 + 2 UTF-16 units");
-        assert_eq!(blocks[0].anchor, Anchor::Root);
+        assert_eq!(blocks[0].anchor, Anchor::Root(root_identity(b"t")));
     }
 
     #[test]
@@ -520,8 +600,10 @@ mod tests {
         let shape = shape(&update);
         let depths = nesting.resolve(&Local::new(&shape.blocks));
         let (map, array) = (1, 0);
-        let at = |depth, kind| Parent { depth, kind };
-        assert_eq!(depths, vec![at(5, map), at(6, array), at(6, array)]);
+        let kinds = |parents: Vec<Parent>| -> Vec<(u32, Kind)> {
+            parents.iter().map(|p| (p.depth, p.kind)).collect()
+        };
+        assert_eq!(kinds(depths), vec![(5, map), (6, array), (6, array)]);
         nesting.record(&shape);
         let update = {
             let mut txn = doc.transact_mut();
@@ -535,8 +617,8 @@ mod tests {
         };
         let shape = super::tests::shape(&update);
         assert_eq!(
-            nesting.resolve(&Local::new(&shape.blocks)),
-            vec![at(6, array)]
+            kinds(nesting.resolve(&Local::new(&shape.blocks))),
+            vec![(6, array)]
         );
     }
 

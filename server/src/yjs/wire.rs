@@ -3,10 +3,12 @@
 //! (0 sync, 1 awareness, 2 auth, 3 query-awareness) and its body. Bodies are
 //! decoded and encoded with `yrs::sync` only; this module adds what yrs leaves
 //! out: finding message boundaries (so a truncated message is an error rather
-//! than silently dropped), deciding what is ignored, and refusing bodies yrs
-//! cannot safely decode (`bounds`).
+//! than silently dropped), deciding what is ignored, refusing bodies yrs
+//! cannot safely decode ([`bounds`]) and setting aside the content yrs would
+//! not give back as written ([`fidelity`]).
 
 use super::bounds;
+use super::fidelity;
 use bytes::Bytes;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, SyncMessage};
 use yrs::updates::decoder::Decode;
@@ -25,14 +27,7 @@ pub enum Inbound {
     /// Sync step 1: the client's state vector; answered with step 2.
     SyncStep1(StateVector),
     /// Sync step 2 or an update: document changes to apply and relay.
-    Update {
-        /// The decoded update.
-        update: Update,
-        /// Its encoded size, bytes.
-        len: usize,
-        /// Its blocks' ids, origins and anchors (for the room's [`super::item_index`] checks).
-        shape: bounds::UpdateShape,
-    },
+    Update(ClientUpdate),
     /// Awareness states to apply and relay.
     Awareness(AwarenessUpdate),
     /// A request for every known awareness state.
@@ -40,6 +35,53 @@ pub enum Inbound {
     /// A message the server accepts and ignores (auth, unknown types), as the
     /// reference server does.
     Ignored,
+}
+
+/// An update as a client sent it, walked and decoded.
+#[derive(Debug)]
+pub struct ClientUpdate {
+    /// Its bytes as the client wrote them (what the room stores and relays,
+    /// once integrated, is yrs's encoding with these bytes' units put back).
+    pub body: Bytes,
+    /// Its blocks' ids, origins, anchors and content (for the room's
+    /// [`super::item_index`] and [`super::deps`] checks).
+    pub shape: bounds::UpdateShape,
+    /// Its units of content yrs does not give back as written.
+    pub units: Vec<fidelity::Unit>,
+    /// Decoded by yrs, with placeholders for what yrs cannot take.
+    pub update: Update,
+}
+
+impl ClientUpdate {
+    /// Walks and decodes an update body (v1).
+    pub fn decode(body: &[u8]) -> Result<Self, WireError> {
+        let shape = bounds::update_shape_v1(body).map_err(|cause| WireError::Body {
+            what: "update",
+            cause,
+        })?;
+        let units = fidelity::units(body, &shape).map_err(|cause| WireError::Body {
+            what: "update",
+            cause,
+        })?;
+        // Already checked by the walk that gave the shape.
+        let update = decode_body("update", &fidelity::for_yrs(body, &units), |_| Ok(()))?;
+        Ok(Self {
+            body: Bytes::copy_from_slice(body),
+            shape,
+            units,
+            update,
+        })
+    }
+
+    /// Its size, bytes.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether it changes nothing (the empty sync step 2 of a new client).
+    pub fn is_empty(&self) -> bool {
+        self.update.is_empty()
+    }
 }
 
 /// Why a frame was refused (the connection closes with 1007).
@@ -144,19 +186,7 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<Inbound>, WireError> {
                         body,
                         bounds::state_vector_v1,
                     )?),
-                    1 | 2 => {
-                        let shape =
-                            bounds::update_shape_v1(body).map_err(|cause| WireError::Body {
-                                what: "update",
-                                cause,
-                            })?;
-                        Inbound::Update {
-                            // Already checked by the walk that gave the shape.
-                            update: decode_body("update", body, |_| Ok(()))?,
-                            len: body.len(),
-                            shape,
-                        }
-                    }
+                    1 | 2 => Inbound::Update(ClientUpdate::decode(body)?),
                     other => return Err(WireError::UnknownSyncType(other)),
                 });
             }
@@ -234,10 +264,10 @@ mod tests {
         ))));
         let mut msgs = decode_frame(&frame).unwrap().into_iter();
         match msgs.next() {
-            Some(Inbound::Update { update, .. }) => {
+            Some(Inbound::Update(update)) => {
                 let doc = Doc::new();
                 let text = doc.get_or_insert_text("t");
-                doc.transact_mut().apply_update(update).unwrap();
+                doc.transact_mut().apply_update(update.update).unwrap();
                 assert_eq!(text.get_string(&doc.transact()), "hello");
             }
             other => panic!("{other:?}"),
