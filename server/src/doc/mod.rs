@@ -36,6 +36,8 @@ mod awareness;
 mod doc_core;
 mod document;
 mod held;
+#[cfg(test)]
+mod tests;
 
 pub use doc_core::{Close, CloseKind, CoreSettings, DocCore, Effect};
 pub use document::stored_json;
