@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check and test of roomcast: formatting, clippy with warnings as
 # errors, all unit and end-to-end tests of the workspace (real servers on
-# ephemeral loopback ports), then the interop tests that drive a real roomcast
-# server with the stock npm Yjs stack and the browser tests in headless Chromium
-# (tests/node; Chromium is installed from Debian's packages if missing). This is
-# the README's test command and what CI runs.
+# ephemeral loopback ports; PostgreSQL as tests/postgres.sh finds or starts it,
+# a throwaway one when none answers on 127.0.0.1:5432), then the interop tests
+# that drive a real roomcast server with the stock npm Yjs stack and the browser
+# tests in headless Chromium (tests/node; Chromium is installed from Debian's
+# packages if missing). This is the README's test command and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tests/postgres.sh
 
 # rustfmt and clippy ship with the usual rustup toolchain; add them if missing.
 for component in rustfmt clippy; do
@@ -22,6 +24,7 @@ echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== rust tests"
+test_postgres_start
 cargo test --workspace --all-targets --locked
 
 echo "== yjs interop and browser tests (node)"
