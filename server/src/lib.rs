@@ -3,6 +3,9 @@
 //! Modules, and what each owns:
 //! - [`auth`]: join tokens (JWT): verification, claims and roles, minting.
 //! - [`config`]: the one configuration struct (CLI flags = `ROOMCAST_*` env vars).
+//! - [`doc`]: the doc core: one collaborative document's logic (members,
+//!   guards, held updates, the update log) without I/O, driven by the doc room
+//!   actor, the fuzz target and the tests.
 //! - `fuzzing` (hidden): entry points for the fuzz targets and their regression
 //!   tests; not a stable API.
 //! - [`game`]: the pluggable [`game::Game`] trait, the catalog of games by name, and

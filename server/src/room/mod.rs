@@ -5,8 +5,8 @@
 //!   through it (the seam for multi-node later).
 //! - [`game_room`]: the `GameRoom` actor: fixed tick, inputs, generic deltas,
 //!   fan-out of one encoded frame per tick, reconnection, failure isolation.
-//! - [`doc_room`]: the `DocRoom` actor: a Yjs document and its awareness, synced
-//!   over y-websocket.
+//! - [`doc_room`]: the `DocRoom` actor: drives a [`crate::doc::DocCore`] (a Yjs
+//!   document, its awareness and guards) with members' sockets and the store.
 //! - [`messages`]: every message a room accepts, one type each.
 //! - [`member`]: a member's bounded outbox and what happens when it is full.
 //! - [`inputs`]: a game member's bounded input queue, drained at each tick.
