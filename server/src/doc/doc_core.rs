@@ -32,9 +32,10 @@ use bytes::Bytes;
 use tracing::{debug, error, info, warn};
 use yrs::block::ClientID;
 use yrs::sync::{Awareness, Message, SyncMessage};
+use yrs::StateVector;
 
 use super::awareness::{remove_awareness_state, retain_owned};
-use super::document::Document;
+use super::document::{known_in, Document};
 use super::held::{Held, HeldUpdate, HoldLimits};
 use crate::room::ConnId;
 use crate::store::StoredDoc;
@@ -285,7 +286,8 @@ impl DocCore {
         now: Instant,
         fx: &mut Vec<Effect>,
     ) {
-        let needs = deps::needs(&update.shape, self.doc.known_clocks());
+        let sv = self.doc.state_vector();
+        let needs = deps::needs(&update.shape, known_in(&sv));
         if !needs.is_empty() {
             if let Some(why) = self.held.refusal(conn, update.len(), &self.settings.hold) {
                 return self.refuse(Some(conn), CloseKind::Policy, "update_held_limit", why, fx);
@@ -299,18 +301,19 @@ impl DocCore {
             });
             return;
         }
-        if self.integrate(Some(conn), update, fx) {
+        if self.integrate(Some(conn), update, &sv, fx) {
             self.integrate_ready(fx);
         }
     }
 
-    /// Checks and applies an update whose needs are met; returns whether it
-    /// integrated anything. A refused update closes its sender (when given
-    /// and still connected).
+    /// Checks and applies an update whose needs are met (`sv`: the current
+    /// state vector); returns whether it integrated anything. A refused
+    /// update closes its sender (when given and still connected).
     fn integrate(
         &mut self,
         sender: Option<ConnId>,
         update: ClientUpdate,
+        sv: &StateVector,
         fx: &mut Vec<Effect>,
     ) -> bool {
         let limit = self.settings.max_doc_bytes;
@@ -326,8 +329,8 @@ impl DocCore {
         }
         let applied = self
             .doc
-            .check(&update)
-            .and_then(|()| self.doc.apply(update));
+            .check(&update, sv)
+            .and_then(|()| self.doc.apply(update, sv));
         match applied {
             Ok(integrated) => {
                 let any = !integrated.is_empty();
@@ -353,9 +356,13 @@ impl DocCore {
     /// Integrates the held updates whose needs are now met, oldest first,
     /// until none is ready.
     fn integrate_ready(&mut self, fx: &mut Vec<Effect>) {
-        while let Some(held) = self.held.take_ready(self.doc.known_clocks()) {
+        while self.held.len() > 0 {
+            let sv = self.doc.state_vector();
+            let Some(held) = self.held.take_ready(known_in(&sv)) else {
+                break;
+            };
             let sender = self.members.contains_key(&held.conn).then_some(held.conn);
-            self.integrate(sender, held.update, fx);
+            self.integrate(sender, held.update, &sv, fx);
         }
     }
 

@@ -32,6 +32,12 @@ pub(crate) fn new_doc() -> Doc {
     })
 }
 
+/// A state vector as a lookup of known clocks by client (all of a client's
+/// clocks below the one it gives are known).
+pub(crate) fn known_in(sv: &StateVector) -> impl Fn(u64) -> u64 + '_ {
+    move |client| u64::from(sv.get(&ClientID::new(client)))
+}
+
 /// Decodes stored or logged bytes (the clients' encoding) for yrs.
 fn decode_stored(bytes: &[u8]) -> Result<Update, String> {
     let for_yrs = fidelity::stored_for_yrs(bytes)?;
@@ -146,16 +152,11 @@ impl Document {
         self.next_seq - 1
     }
 
-    /// The state vector, as a lookup of known clocks by client.
-    pub(crate) fn known_clocks(&self) -> impl Fn(u64) -> u64 {
-        let sv = self.awareness.doc().transact().state_vector();
-        move |client| u64::from(sv.get(&ClientID::new(client)))
-    }
-
-    /// Checks `update` against what the document holds, as yrs would
-    /// integrate it (known parts left out): the item index's refusals.
-    pub(crate) fn check(&self, update: &ClientUpdate) -> Result<(), String> {
-        let effective: UpdateShape = self.items.trim_known(&update.shape, self.known_clocks())?;
+    /// Checks `update` against what the document holds (its state vector is
+    /// `sv`), as yrs would integrate it (known parts left out): the item
+    /// index's refusals.
+    pub(crate) fn check(&self, update: &ClientUpdate, sv: &StateVector) -> Result<(), String> {
+        let effective: UpdateShape = self.items.trim_known(&update.shape, known_in(sv))?;
         // Before yrs integrates anything: deleting or viewing too deep a
         // nesting would overflow the room thread's stack, contradictory
         // origins would make fresh replicas disagree with the room, and
@@ -164,11 +165,15 @@ impl Document {
     }
 
     /// Applies a client's update whose needs are met and which passed
-    /// [`Self::check`]; returns what it integrated (possibly nothing new),
-    /// each with its new seq, or why it failed, in which case the document is
-    /// as it was before.
-    pub(crate) fn apply(&mut self, update: ClientUpdate) -> Result<Vec<(i64, Bytes)>, String> {
-        let known = self.known_clocks();
+    /// [`Self::check`] (against the state vector `sv`, the current one);
+    /// returns what it integrated (possibly nothing new), each with its new
+    /// seq, or why it failed, in which case the document is as it was before.
+    pub(crate) fn apply(
+        &mut self,
+        update: ClientUpdate,
+        sv: &StateVector,
+    ) -> Result<Vec<(i64, Bytes)>, String> {
+        let known = known_in(sv);
         let ClientUpdate {
             body,
             units,
