@@ -353,3 +353,88 @@ export function refusedUpgrade (url, { timeout = 5000 } = {}) {
     ws.on('error', (e) => settle(reject, e))
   })
 }
+
+/** GET `path` on the server's HTTP port (bounded); resolves with {status, text}. */
+export async function httpGet (server, path, { headers = {}, timeout = 5000 } = {}) {
+  const res = await fetch(`http://127.0.0.1:${server.port}${path}`, {
+    headers,
+    signal: AbortSignal.timeout(timeout)
+  })
+  return { status: res.status, text: await res.text() }
+}
+
+/**
+ * Reads `roomcast_refusals_total` from `GET /metrics` (no token: the metrics
+ * endpoint is open). Resolves with {total, byReason: {reason: count}}; a counter
+ * that was never incremented is simply absent (0).
+ */
+export async function readRefusals (server) {
+  const { status, text } = await httpGet(server, '/metrics')
+  if (status !== 200) throw new Error(`GET /metrics answered ${status}: ${text.slice(0, 200)}`)
+  const byReason = {}
+  let total = 0
+  for (const line of text.split('\n')) {
+    const m = /^roomcast_refusals_total(?:\{([^}]*)\})?\s+(\S+)/.exec(line)
+    if (!m) continue
+    const reason = /(?:^|,)\s*reason="((?:[^"\\]|\\.)*)"/.exec(m[1] ?? '')?.[1] ?? '(no reason label)'
+    const n = Number(m[2])
+    byReason[reason] = (byReason[reason] ?? 0) + n
+    total += n
+  }
+  return { total, byReason }
+}
+
+/** What moved between two readRefusals() results: {total, byReason} of the increases. */
+export function refusalsDelta (before, after) {
+  const byReason = {}
+  for (const [reason, n] of Object.entries(after.byReason)) {
+    const d = n - (before.byReason[reason] ?? 0)
+    if (d !== 0) byReason[reason] = d
+  }
+  return { total: after.total - before.total, byReason }
+}
+
+/** The PostgreSQL maintenance database tests create their databases through. */
+export const POSTGRES_URL =
+  process.env.ROOMCAST_TEST_POSTGRES_URL?.trim() || 'postgres://postgres@127.0.0.1:5432/postgres'
+
+let pgDatabaseCounter = 0
+/**
+ * Creates a fresh, empty PostgreSQL database `roomcast_test_node_<pid>_<n>` through
+ * POSTGRES_URL (the server migrates it on start). Resolves with {name, url, drop()};
+ * drop() removes it again (`WITH (FORCE)`: connections still open are ended).
+ */
+export async function createPostgresDatabase () {
+  const { default: pg } = await import('pg')
+  pgDatabaseCounter += 1
+  const name = `roomcast_test_node_${process.pid}_${pgDatabaseCounter}`
+  const maintenance = async (sql) => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 10000 })
+    try {
+      await client.connect()
+    } catch (e) {
+      e.message = `cannot reach PostgreSQL at ${POSTGRES_URL.replace(/(:\/\/[^:@/]*):[^@/]*@/, '$1:***@')} ` +
+        `(set ROOMCAST_TEST_POSTGRES_URL): ${e.message}`
+      throw e
+    }
+    try {
+      await client.query(sql)
+    } finally {
+      await client.end()
+    }
+  }
+  // The name is our own prefix and digits: nothing to escape.
+  await maintenance(`CREATE DATABASE "${name}"`)
+  const url = new URL(POSTGRES_URL)
+  url.pathname = `/${name}`
+  let dropped = false
+  return {
+    name,
+    url: url.toString(),
+    async drop () {
+      if (dropped) return
+      dropped = true
+      await maintenance(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    }
+  }
+}

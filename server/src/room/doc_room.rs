@@ -367,8 +367,8 @@ impl DocRoom {
         &mut self,
     ) -> Option<impl std::future::Future<Output = Result<SnapshotMeta, String>> + 'static> {
         self.last_compaction = Instant::now();
-        let (base, through) = self.core.compact()?;
         let p = self.persistence.as_ref()?;
+        let (base, through) = self.core.compact()?;
         let answer = p.doc_log.compact(self.key.room().to_owned(), through, base);
         Some(self.last_snapshot.watch(answer))
     }
@@ -424,6 +424,14 @@ impl DocRoom {
             && now.duration_since(self.last_compaction) >= self.doc_settings.compact_interval
         {
             self.compact_soon();
+        }
+        if self.persistence.is_none()
+            && self.core.durable_in_log() >= self.doc_settings.compact_updates
+        {
+            // Nothing is stored, but the log (kept to roll back a failed
+            // update) is folded all the same, so that it does not grow with
+            // the document's whole history.
+            self.core.compact();
         }
         if !self.members.is_empty() {
             self.empty_since = None;
