@@ -277,9 +277,15 @@ impl Document {
             return None;
         }
         let merged = {
+            // Stored bytes are the clients' encoding: yrs reads them as they
+            // are unless they hold a unit it cannot take.
+            let placeholders = self.originals.needs_placeholders();
             let parts: Result<Vec<Cow<'_, [u8]>>, String> = std::iter::once(self.base.as_slice())
                 .chain(self.log[..n].iter().map(|(_, b)| b.as_ref()))
-                .map(fidelity::stored_for_yrs)
+                .map(|part| match placeholders {
+                    true => fidelity::stored_for_yrs(part),
+                    false => Ok(Cow::Borrowed(part)),
+                })
                 .collect();
             parts.and_then(|parts| yrs::merge_updates_v1(parts).map_err(|e| e.to_string()))
         };
@@ -292,7 +298,9 @@ impl Document {
                 self.base = base.clone();
                 // Content deleted since is gone from the base: keep only what
                 // the base and the log still hold.
-                self.rekeep();
+                if !self.originals.is_empty() {
+                    self.rekeep();
+                }
                 Some((base, through))
             }
             Err(e) => {

@@ -227,6 +227,9 @@ pub struct Originals {
     by_client: HashMap<u64, BTreeMap<u64, Box<[u8]>>>,
     /// Sum of the kept bytes.
     bytes: usize,
+    /// Whether a unit yrs cannot take was ever kept (the document's stored
+    /// bytes then need [`stored_for_yrs`] before yrs reads them).
+    unsafe_kept: bool,
 }
 
 impl Originals {
@@ -245,12 +248,19 @@ impl Originals {
         self.bytes
     }
 
+    /// Whether the document's stored bytes may hold a unit yrs cannot take
+    /// (see [`stored_for_yrs`]); when not, yrs can read them as they are.
+    pub fn needs_placeholders(&self) -> bool {
+        self.unsafe_kept
+    }
+
     /// Keeps the units of `body` (`units` of it) whose items are new to the
     /// document (`is_new(client, clock)`): yrs ignores content it already
     /// has, and so does this, so that nobody can change what others get by
     /// sending an item again with other content.
     pub fn keep(&mut self, body: &[u8], units: &[Unit], is_new: impl Fn(u64, u64) -> bool) {
         for unit in units.iter().filter(|u| is_new(u.client, u.clock)) {
+            self.unsafe_kept |= unit.fidelity == Fidelity::Unsafe;
             let kept: Box<[u8]> = body[unit.span.0..unit.span.1].into();
             self.bytes += kept.len();
             if let Some(old) = self
