@@ -45,9 +45,10 @@ const VARIANT: u8 = 0x08;
 /// byte, awareness changes, leaving and reconnecting (or, as a variant,
 /// editing offline and typing again before the room's sync step 2 arrives,
 /// which the room holds until the client's step 2 fills the gap),
-/// compaction (or a failed append, rolled back), awareness queries (or time
-/// passing beyond every timeout). Appends are confirmed after each
-/// operation unless it failed them.
+/// compaction (or, as a variant, failing the appends of the next
+/// operation: the room rolls them back), awareness queries (or time passing
+/// beyond every timeout). Appends are confirmed after each operation unless
+/// they were to fail.
 ///
 /// Checked, besides "nothing panics": a refused update leaves the document's
 /// encoded state exactly as it was, and closes only its sender; valid edits
@@ -107,7 +108,7 @@ pub fn doc_sync(data: &[u8]) {
                 world.type_while_reconnecting(slot, edits);
             }
             5 => world.reconnect(slot),
-            6 if variant => world.fail_appends(),
+            6 if variant => world.fail_next = true,
             6 => {
                 world.room.compact();
             }
@@ -116,7 +117,13 @@ pub fn doc_sync(data: &[u8]) {
                 world.send(slot, &wire::encode(&Message::AwarenessQuery));
             }
         };
-        world.confirm_appends();
+        // The operation that asked for a failure is not the one that fails.
+        if world.fail_next && !(op % 8 == 6 && variant) {
+            world.fail_next = false;
+            world.fail_appends();
+        } else {
+            world.confirm_appends();
+        }
         world.check_converged();
     }
 }
@@ -282,6 +289,8 @@ struct World {
     appended: Vec<i64>,
     /// Connections the room closed during the current operation.
     closed: Vec<ConnId>,
+    /// The appends of the next operation fail.
+    fail_next: bool,
 }
 
 impl World {
@@ -300,6 +309,7 @@ impl World {
             now_ms: 1_000_000,
             appended: Vec::new(),
             closed: Vec::new(),
+            fail_next: false,
         };
         for slot in 0..CLIENTS {
             world.clients.push(Client {
@@ -361,9 +371,15 @@ impl World {
         };
         self.appended.clear();
         if let Some(effects) = self.room.storage_failed(first, "the fuzzer failed it") {
+            if tracing_messages() {
+                eprintln!("appends from seq {first} failed -> {effects:?}");
+            }
             self.run(effects);
         }
+        // The closed senders reconnect and send their edits again, which
+        // are stored this time.
         self.reconnect_closed();
+        self.confirm_appends();
     }
 
     /// Time passes beyond every timeout: stale awareness is swept and held
