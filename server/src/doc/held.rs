@@ -6,7 +6,11 @@
 //! 2 with the edits made offline, which those typed edits follow. The typed
 //! edits are held until the step 2 fills their gap, then integrated, logged
 //! and relayed in the order they arrived. Only what stays unfillable past the
-//! bounds is refused.
+//! bounds is refused. `tests/node/compat/reconnects.test.mjs` types through
+//! stock clients' reconnects (offline edits, edits between the socket's open
+//! and the step 2, abrupt drops) and fails on any refusal; the doc core's
+//! `edits_typed_while_reconnecting_wait_for_the_step_2_and_go_out_in_order`
+//! and the fuzz target (`fuzzing::doc_sync`) drive the same path.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};

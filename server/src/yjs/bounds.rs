@@ -24,7 +24,10 @@
 //! (content ref 8), reading ref 2 only from documents of older versions.
 //! Values (`Any`) are checked by [`super::value::scan`], which refuses only
 //! malformed ones; values yrs cannot hold as they are (too deep, or encoded
-//! otherwise by yrs) are for [`super::fidelity`] to keep.
+//! otherwise by yrs) are for [`super::fidelity`] to keep. That stock clients
+//! never trip the walk is what every check of the compatibility suite
+//! (`tests/node/compat`) asserts with `roomcast_refusals_total{reason=
+//! "bad_frame"}`; `accepts_what_yrs_encodes` below does the same for yrs.
 //! Whatever else is wrong is left to yrs. Walking an update also gives its
 //! [`UpdateShape`]: each block's id range, origins, where it hangs and where
 //! its content lies, which the room checks against what its document holds
