@@ -286,7 +286,7 @@ export function viewOf (value) {
   if (value instanceof Y.XmlHook) return new YView('Y.XmlHook', { hookName: value.hookName, entries: [...value.entries()].map(([k, v]) => [k, viewOf(v)]).sort(byKey) })
   if (value instanceof Y.Map) return new YView('Y.Map', { entries: [...value.entries()].map(([k, v]) => [k, viewOf(v)]).sort(byKey) })
   if (value instanceof Y.Array) return new YView('Y.Array', { items: value.toArray().map(viewOf) })
-  if (value instanceof Y.Doc) return new YView('Y.Doc', { guid: value.guid })
+  if (value instanceof Y.Doc) return new YView('Y.Doc', { guid: value.guid, meta: value.meta, autoLoad: value.autoLoad })
   if (value instanceof Y.AbstractType) return new YView(`unknown ${value.constructor.name}`, {})
   return value
 }
@@ -490,7 +490,8 @@ function diffView (out, path, a, b, mode, limit, report) {
       return diffDelta(out, path, a.delta, b.delta, mode, limit, report)
     case 'Y.Doc':
       if (a.guid !== b.guid) report(`subdoc guids ${a.guid} vs ${b.guid}`)
-      return
+      if (a.autoLoad !== b.autoLoad) report(`subdoc autoLoad ${a.autoLoad} vs ${b.autoLoad}`)
+      return diffInto(out, `${path}.meta`, a.meta, b.meta, mode, limit)
     default:
       report(`cannot compare ${a.kind}`)
   }

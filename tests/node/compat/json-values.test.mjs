@@ -9,7 +9,7 @@
 
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, mulberry32 } from '../helpers.mjs'
+import { startServer, mulberry32, Y } from '../helpers.mjs'
 import { compatCheck, PROGRAMMATIC_LIMITS, typedDiff, tick, selfCheck } from './compat-helpers.mjs'
 
 const SEED = Number(process.env.ROOMCAST_TEST_SEED ?? 20240611)
@@ -235,6 +235,37 @@ describe('compat: JSON values in Y.Map and Y.Array', () => {
         ['m.bigInArray', ref.getMap('m').get('bigInArray'), bigints],
         ['m.bigInObject', ref.getMap('m').get('bigInObject'), { n: -(2n ** 62n) }]
       ])
+    })
+  })
+
+  it('values nested 100 and 1000 levels deep (arrays and objects)', async (t) => {
+    const nest = (depth, wrap) => { let v = 'core'; for (let i = 0; i < depth; i++) v = wrap(v, i); return v }
+    const deep = {
+      arrays100: nest(100, (v) => [v]),
+      objects100: nest(100, (v, i) => ({ [`k${i}`]: v, n: i })),
+      arrays1000: nest(1000, (v) => [v, -0])
+    }
+    await compatCheck(t, server, {
+      prefix: 'json-deep',
+      roots: { m: 'map', a: 'array' },
+      async edit ([a, b]) {
+        for (const [key, v] of Object.entries(deep)) a.doc.getMap('m').set(key, v)
+        b.doc.getArray('a').push([deep.objects100, deep.arrays100])
+      },
+      extra: (ctx) => writtenCheck(ctx, (ref) =>
+        Object.entries(deep).map(([key, v]) => [`m.${key}`, ref.getMap('m').get(key), v]))
+    })
+  })
+
+  it('subdocuments (Y.Doc as a Y.Map value and Y.Array item, with meta and autoLoad)', async (t) => {
+    await compatCheck(t, server, {
+      prefix: 'json-subdocs',
+      roots: { m: 'map', a: 'array' },
+      async edit ([a, b]) {
+        a.doc.getMap('m').set('plain', new Y.Doc())
+        a.doc.getMap('m').set('withMeta', new Y.Doc({ meta: { title: 'chapter 1', tags: ['a', 'b'], z: 1, y: 2 } }))
+        b.doc.getArray('a').push([new Y.Doc({ autoLoad: true }), new Y.Doc({ meta: { n: -0 } })])
+      }
     })
   })
 

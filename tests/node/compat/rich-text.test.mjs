@@ -171,4 +171,27 @@ describe('compat: rich text (Y.Text)', () => {
       }
     })
   })
+
+  it('formats and embeds yrs cannot parse as written: a lone UTF-16 surrogate, nesting past 128 levels', async (t) => {
+    // JSON.stringify escapes a lone surrogate ("\ud83d") and serde_json refuses
+    // it; 200 nested arrays are past serde_json's recursion limit. Both are
+    // what a stock client writes; the server must take and relay them as written.
+    let deep = 'core'
+    for (let i = 0; i < 200; i++) deep = [deep]
+    await compatCheck(t, server, {
+      prefix: 'rich-unparsable',
+      roots: ROOTS,
+      async edit ([a, b]) {
+        const ta = a.doc.getText('t')
+        ta.insert(0, 'half an emoji, deep embed: ')
+        await sameText([a, b])
+        ta.format(0, 4, { note: '\ud83d' })
+        await sleep(PACE_MS)
+        b.doc.getText('t').insertEmbed(5, { deep })
+        await sameText([a, b])
+        b.doc.getText('t').format(5, 10, { title: 'x\udc00y', link: { href: 'https://example.com/\ud800' } })
+        await sleep(PACE_MS)
+      }
+    })
+  })
 })
