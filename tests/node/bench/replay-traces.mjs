@@ -6,7 +6,7 @@
 //
 //   node tests/node/bench/replay-traces.mjs [--modes off,sqlite,postgres]
 //       [--traces sveltecomponent,json-crdt-patch,rustcode] [--runs N]
-//   node tests/node/bench/replay-traces.mjs --url ws://127.0.0.1:1234 [--traces …] [--runs N]
+//   node tests/node/bench/replay-traces.mjs --url ws://127.0.0.1:1234 [--pid PID] [--traces …] [--runs N]
 //
 // Without --url it starts roomcast ($ROOMCAST_BIN, else target/debug/roomcast;
 // use a release build for real numbers) once per trace and mode, with the
@@ -14,8 +14,11 @@
 // $ROOMCAST_TEST_POSTGRES_URL. With --url it uses any y-websocket server there
 // (the room name is appended: ws://HOST:PORT/doc for roomcast, ws://HOST:PORT
 // for the reference y-websocket server), so that the two can be compared.
+// Server CPU (user + system, from /proc/PID/stat) over each replay is reported
+// for the server it started, or for --pid with --url: the process serving it.
 
 import { parseArgs } from 'node:util'
+import { readFileSync } from 'node:fs'
 import { startServer, docName, createPostgresDatabase, SERVER_BIN } from '../helpers.mjs'
 import { compatClient, PROGRAMMATIC_LIMITS, waitOrThrow, unexpectedCloseLines, allCloseLines } from '../compat/compat-helpers.mjs'
 import { loadTrace, replayTrace, replayLine, TRACE_NAMES } from '../compat/trace-replay.mjs'
@@ -23,6 +26,7 @@ import { loadTrace, replayTrace, replayLine, TRACE_NAMES } from '../compat/trace
 const { values: opts } = parseArgs({
   options: {
     url: { type: 'string' },
+    pid: { type: 'string' },
     modes: { type: 'string', default: 'off,sqlite,postgres' },
     traces: { type: 'string', default: TRACE_NAMES.join(',') },
     runs: { type: 'string', default: '1' },
@@ -31,7 +35,7 @@ const { values: opts } = parseArgs({
   }
 })
 if (opts.help) {
-  console.log('usage: replay-traces.mjs [--url ws://HOST:PORT[/doc]] [--modes off,sqlite,postgres] ' +
+  console.log('usage: replay-traces.mjs [--url ws://HOST:PORT[/doc] [--pid PID]] [--modes off,sqlite,postgres] ' +
     '[--traces a,b] [--runs N] [--window TXNS]')
   process.exit(0)
 }
@@ -73,6 +77,19 @@ async function replayOnce (baseUrl, trace) {
   }
 }
 
+/** CPU seconds (user + system) process `pid` has used, or null (not Linux, gone). */
+function cpuSeconds (pid) {
+  try {
+    // Fields after the command name (which may hold spaces): utime is the 14th
+    // field of the line, stime the 15th, in clock ticks (100 a second here).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return null
+  }
+}
+
 const rows = []
 for (const mode of modes) {
   for (const name of traces) {
@@ -92,20 +109,26 @@ for (const mode of modes) {
           server = await startServer({ args })
           baseUrl = server.docUrl
         }
+        const pid = server?.pid ?? (opts.pid ? Number(opts.pid) : null)
+        const cpuBefore = pid ? cpuSeconds(pid) : null
         const r = await replayOnce(baseUrl, trace)
+        const cpuAfter = pid ? cpuSeconds(pid) : null
+        const cpu = cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null
         const label = opts.url ? `server ${opts.url}` : `roomcast ${SERVER_BIN}, persistence ${mode}`
-        console.log(replayLine(name, runs > 1 ? `${label}, run ${run}` : label, r))
-        rows.push({ trace: name, mode, run, txns: r.txns, seconds: r.ms / 1000, editsPerSec: r.editsPerSec })
+        const cpuNote = cpu === null ? '' : `, server CPU ${cpu.toFixed(2)} s (${(cpu / r.txns * 1e6).toFixed(0)} µs an edit)`
+        console.log(replayLine(name, runs > 1 ? `${label}, run ${run}` : label, r) + cpuNote)
+        rows.push({ trace: name, mode, run, txns: r.txns, seconds: r.ms / 1000, editsPerSec: r.editsPerSec, cpu })
       } finally {
-        // A persistence-off room holding a whole trace took ~30 s to stop in testing: do not wait for it.
-        await server?.stop(mode === 'off' ? 1000 : 30000)
+        await server?.stop(30000)
         await db?.drop()
       }
     }
   }
 }
 
-console.log('\n| trace | mode | txns | seconds | edits/s |\n| --- | --- | ---: | ---: | ---: |')
+console.log('\n| trace | mode | txns | seconds | edits/s | server CPU s | µs CPU an edit |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |')
 for (const r of rows) {
-  console.log(`| ${r.trace}${runs > 1 ? ` (run ${r.run})` : ''} | ${r.mode} | ${r.txns} | ${r.seconds.toFixed(2)} | ${Math.round(r.editsPerSec)} |`)
+  const cpu = r.cpu === null ? '—' : r.cpu.toFixed(2)
+  const per = r.cpu === null ? '—' : (r.cpu / r.txns * 1e6).toFixed(0)
+  console.log(`| ${r.trace}${runs > 1 ? ` (run ${r.run})` : ''} | ${r.mode} | ${r.txns} | ${r.seconds.toFixed(2)} | ${Math.round(r.editsPerSec)} | ${cpu} | ${per} |`)
 }
