@@ -491,6 +491,12 @@ impl DocCore {
         self.doc.durable_in_log()
     }
 
+    /// Whether the log holds as many bytes as the base (at least 64 KiB):
+    /// when a room that stores nothing folds it.
+    pub fn log_outgrew_base(&self) -> bool {
+        self.doc.log_bytes() >= self.doc.base.len().max(64 << 10)
+    }
+
     /// Highest seq the store holds.
     pub fn durable_through(&self) -> i64 {
         self.doc.durable_through

@@ -147,6 +147,11 @@ impl Document {
         self.base.len() + self.log_bytes
     }
 
+    /// Bytes of the updates since the base.
+    pub(crate) fn log_bytes(&self) -> usize {
+        self.log_bytes
+    }
+
     /// Updates accepted so far (the seq of the last one).
     pub(crate) fn last_seq(&self) -> i64 {
         self.next_seq - 1
@@ -276,7 +281,16 @@ impl Document {
         if n == 0 {
             return None;
         }
-        let merged = {
+        let merged = if n == self.log.len() {
+            // All of the log is durable: the document itself is what folding
+            // gives, and encoding it is one pass over it (yrs merges many
+            // small updates in time that grows with their number squared).
+            Ok(self
+                .awareness
+                .doc()
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default()))
+        } else {
             // Stored bytes are the clients' encoding: yrs reads them as they
             // are unless they hold a unit it cannot take.
             let placeholders = self.originals.needs_placeholders();

@@ -425,12 +425,11 @@ impl DocRoom {
         {
             self.compact_soon();
         }
-        if self.persistence.is_none()
-            && self.core.durable_in_log() >= self.doc_settings.compact_updates
-        {
+        if self.persistence.is_none() && self.core.log_outgrew_base() {
             // Nothing is stored, but the log (kept to roll back a failed
             // update) is folded all the same, so that it does not grow with
-            // the document's whole history.
+            // the document's whole history: once it holds as many bytes as
+            // the base, so that folding costs a constant share of each edit.
             self.core.compact();
         }
         if !self.members.is_empty() {
