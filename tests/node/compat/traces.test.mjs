@@ -7,9 +7,9 @@
 // client still reads endContent. Every replay logs its time and edits/s
 // ("trace replay: …"). The writer is programmatic: per-connection limits lifted.
 //
-// Which traces run in which mode: all three on SQLite, one on PostgreSQL and one
-// with persistence off by default (the whole grid takes about three minutes
-// with a debug server build); ROOMCAST_TEST_TRACES=all runs every trace in
+// Which traces run in which mode: all three on SQLite and on PostgreSQL, one
+// with persistence off by default (about two minutes with the debug server
+// build the test command uses); ROOMCAST_TEST_TRACES=all runs every trace in
 // every mode. bench/replay-traces.mjs runs the grid as a benchmark.
 
 import { describe, it } from 'node:test'
@@ -29,7 +29,7 @@ const ALL = process.env.ROOMCAST_TEST_TRACES === 'all'
 /** mode → traces. */
 const PLAN = ALL
   ? { off: TRACE_NAMES, sqlite: TRACE_NAMES, postgres: TRACE_NAMES }
-  : { off: ['sveltecomponent'], sqlite: TRACE_NAMES, postgres: ['json-crdt-patch'] }
+  : { off: ['sveltecomponent'], sqlite: TRACE_NAMES, postgres: TRACE_NAMES }
 
 /** The server arguments of a mode (postgres: the database URL is added by the caller). */
 function modeArgs (mode) {
