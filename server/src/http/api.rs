@@ -481,7 +481,7 @@ async fn view_snapshot(
                 .games
                 .get(game)
                 .ok_or_else(|| ApiError::NotFound(format!("unknown game {game:?}")))?;
-            let content = crate::room::game_room::snapshot_state_json(entry, &snap.state)
+            let content = crate::room::game::snapshot_state_json(entry, &snap.state)
                 .unwrap_or_else(|e| json!({ "error": e }));
             json!({ "snapshot": snap.meta, "tick": snap.tick, "format_version": snap.format_version, "state": content })
         }

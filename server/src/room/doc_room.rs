@@ -17,18 +17,18 @@ use actix::{
 };
 use actix_ws::CloseCode;
 use bytes::Bytes;
-use tracing::{error, info, info_span, warn};
+use tracing::{error, info, warn};
 
 use super::{
+    common::RoomBase,
     member::{Delivery, MemberLink},
     messages::{DocMessages, DocRoomInfo, InspectDoc, JoinDoc, JoinRefused, LeaveDoc, StopRoom},
     registry::{RoomKey, RoomRegistry, RoomSettings},
     ConnId, RoomId,
 };
 use crate::doc::{Close, CloseKind, CoreSettings, DocCore, Effect, HoldLimits};
-use crate::metrics::{RateMeter, RoomMetrics};
 use crate::persist::doc_log::DocLogResult;
-use crate::persist::{with_retry, LastSnapshot, Persistence};
+use crate::persist::with_retry;
 use crate::room::messages::{
     DescribeDoc, DocMemberInfo, DocRoomSummary, RestoreDocSnapshot, RestoreRefused, Restored,
     TakeSnapshot,
@@ -83,42 +83,24 @@ struct DocMember {
 
 /// One doc room.
 pub struct DocRoom {
-    /// This room's lifetime id.
-    id: RoomId,
-    /// Registry key.
-    key: RoomKey,
+    /// Identity, registry, span, store writers, fan-out figures, idleness.
+    base: RoomBase,
     /// Room-wide settings (idle timeout, lag timeout).
     settings: RoomSettings,
     /// Doc-room settings (size limit, awareness timeout, compaction).
     doc_settings: DocSettings,
-    /// Where this room unregisters itself when it stops.
-    registry: Arc<RoomRegistry>,
     /// The document, its members' awareness and every guard.
     core: DocCore,
     /// Connected members' links.
     members: HashMap<ConnId, DocMember>,
-    /// Since when the room has had no members.
-    empty_since: Option<Instant>,
-    /// Span every log line of this room belongs to.
-    span: tracing::Span,
-    /// The store's writers (`None`: persistence off, updates relay at once).
-    persistence: Option<Arc<Persistence>>,
     /// Restores waiting for their update to be stored: (its last seq, answer).
     restore_waiters: Vec<(i64, oneshot::Sender<Result<Restored, RestoreRefused>>)>,
     /// When the log was last compacted.
     last_compaction: Instant,
     /// Set when the document could not be loaded: the room admits nobody.
     failed: Option<String>,
-    /// Set once the room is on its way out (final compaction under way).
-    closing: bool,
-    /// Fan-out counters (`kind="doc"`).
-    room_metrics: RoomMetrics,
     /// Document size, sampled.
     doc_size: metrics::Histogram,
-    /// Bytes per second queued to members.
-    out_rate: RateMeter,
-    /// The latest snapshot (compaction) stored of this document.
-    last_snapshot: LastSnapshot,
     /// Housekeeping passes so far (to sample once a second).
     housekeeping_runs: u64,
 }
@@ -132,36 +114,26 @@ impl DocRoom {
         doc_settings: DocSettings,
         registry: Arc<RoomRegistry>,
     ) -> Self {
-        let span = info_span!("room", kind = "doc", key = %key, room_id = id);
-        let persistence = registry.persistence();
+        let base = RoomBase::new(id, key, registry, "doc");
         let core = DocCore::new(
             CoreSettings {
                 max_doc_bytes: doc_settings.max_doc_bytes,
                 awareness_timeout: doc_settings.awareness_timeout,
                 hold: doc_settings.hold,
-                persistent: persistence.is_some(),
+                persistent: base.persistence.is_some(),
             },
-            span.clone(),
+            base.span.clone(),
         );
         Self {
-            id,
-            key,
+            base,
             settings,
             doc_settings,
-            registry,
             core,
             members: HashMap::new(),
-            empty_since: Some(Instant::now()),
-            span,
-            persistence,
             restore_waiters: Vec::new(),
             last_compaction: Instant::now(),
             failed: None,
-            closing: false,
-            room_metrics: RoomMetrics::new("doc"),
             doc_size: metrics::histogram!(crate::metrics::DOC_SIZE),
-            out_rate: RateMeter::new(Instant::now(), 0),
-            last_snapshot: LastSnapshot::default(),
             housekeeping_runs: 0,
         }
     }
@@ -206,11 +178,11 @@ impl DocRoom {
     /// Hands an accepted update to the store's log writer; `false` when the
     /// writer cannot take it.
     fn append(&mut self, seq: i64, update: Bytes, notify: &Recipient<DocLogResult>) -> bool {
-        let Some(p) = &self.persistence else {
+        let Some(p) = &self.base.persistence else {
             return true;
         };
         let record = DocUpdateRecord {
-            doc: self.key.room().to_owned(),
+            doc: self.base.key.room().to_owned(),
             seq,
             update: update.to_vec(),
         };
@@ -222,7 +194,7 @@ impl DocRoom {
         let now = Instant::now();
         let lag_timeout = self.settings.lag_timeout;
         let mut whole: Option<Bytes> = None;
-        let (core, span) = (&self.core, &self.span);
+        let (core, span) = (&self.core, &self.base.span);
         let mut catch_up = || {
             whole
                 .get_or_insert_with(|| wire::update_frame(core.encode_whole()))
@@ -252,7 +224,7 @@ impl DocRoom {
                 Delivery::Gone => dropped.push(*conn),
             }
         }
-        let m = &self.room_metrics;
+        let m = &self.base.room_metrics;
         m.sent_total(frames, bytes);
         m.outbox_drops.increment(skipped + too_slow);
         m.lagging_disconnects.increment(too_slow);
@@ -267,7 +239,7 @@ impl DocRoom {
         if let Some(m) = self.members.get_mut(&conn) {
             let len = frame.len();
             if m.link.send_control(frame) {
-                self.room_metrics.sent(1, len);
+                self.base.room_metrics.sent(1, len);
             } else {
                 m.link.request_catch_up();
             }
@@ -320,8 +292,8 @@ impl DocRoom {
                 "the restoring edit could not be stored ({reason}); the document is unchanged"
             ))));
         }
-        if let Some(p) = &self.persistence {
-            p.doc_log.reset(self.key.room().to_owned());
+        if let Some(p) = &self.base.persistence {
+            p.doc_log.reset(self.base.key.room().to_owned());
         }
         Some(effects)
     }
@@ -340,7 +312,7 @@ impl DocRoom {
                 "the room failed: {reason}"
             )));
         }
-        if self.closing {
+        if self.base.closing {
             return Err(RestoreRefused::Conflict("the room is closing".into()));
         }
         let (effects, last) = self.core.restore_to(&snapshot.state).map_err(|why| {
@@ -349,9 +321,9 @@ impl DocRoom {
         let Some(last) = last else {
             return Ok(None);
         };
-        info!(parent: &self.span, snapshot = snapshot.meta.id, through_seq = last, "restoring snapshot");
+        info!(parent: &self.base.span, snapshot = snapshot.meta.id, through_seq = last, "restoring snapshot");
         let (done, answer) = oneshot::channel();
-        if self.persistence.is_some() {
+        if self.base.persistence.is_some() {
             self.restore_waiters.push((last, done));
         } else {
             // Relayed at once below: nothing to wait for.
@@ -367,10 +339,12 @@ impl DocRoom {
         &mut self,
     ) -> Option<impl std::future::Future<Output = Result<SnapshotMeta, String>> + 'static> {
         self.last_compaction = Instant::now();
-        let p = self.persistence.as_ref()?;
+        let p = self.base.persistence.as_ref()?;
         let (base, through) = self.core.compact()?;
-        let answer = p.doc_log.compact(self.key.room().to_owned(), through, base);
-        Some(self.last_snapshot.watch(answer))
+        let answer = p
+            .doc_log
+            .compact(self.base.key.room().to_owned(), through, base);
+        Some(self.base.last_snapshot.watch(answer))
     }
 
     /// Compacts in the background (the outcome is logged by the writer).
@@ -385,9 +359,9 @@ impl DocRoom {
     /// Marks the room closing and compacts what is durable; the future resolves
     /// when the store has the snapshot (or gave up).
     fn final_compaction(&mut self) -> impl std::future::Future<Output = ()> + 'static {
-        self.closing = true;
+        self.base.closing = true;
         let pending = self.compact();
-        let span = self.span.clone();
+        let span = self.base.span.clone();
         async move {
             if let Some(stored) = pending {
                 match stored.await {
@@ -404,10 +378,12 @@ impl DocRoom {
         self.housekeeping_runs += 1;
         if self.housekeeping_runs.is_multiple_of(4) {
             // About once a second.
-            self.room_metrics.members.record(self.members.len() as f64);
+            self.base
+                .room_metrics
+                .members
+                .record(self.members.len() as f64);
             self.doc_size.record(self.core.size() as f64);
-            self.out_rate
-                .sample(Instant::now(), self.room_metrics.room_bytes_out());
+            self.base.sample_out_rate(Instant::now());
         }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -419,29 +395,24 @@ impl DocRoom {
             self.deliver_all(None);
         }
         let now = Instant::now();
-        if self.persistence.is_some()
+        if self.base.persistence.is_some()
             && self.core.durable_in_log() > 0
             && now.duration_since(self.last_compaction) >= self.doc_settings.compact_interval
         {
             self.compact_soon();
         }
-        if self.persistence.is_none() && self.core.log_outgrew_base() {
+        if self.base.persistence.is_none() && self.core.log_outgrew_base() {
             // Nothing is stored, but the log (kept to roll back a failed
             // update) is folded all the same, so that it does not grow with
             // the document's whole history: once it holds as many bytes as
             // the base, so that folding costs a constant share of each edit.
             self.core.compact();
         }
-        if !self.members.is_empty() {
-            self.empty_since = None;
-            return;
-        }
-        let since = *self.empty_since.get_or_insert(now);
-        if now.duration_since(since) >= self.settings.idle_timeout
-            && !self.closing
+        let occupied = !self.members.is_empty();
+        if self.base.idle(occupied, now, self.settings.idle_timeout)
             && self.core.pending_relays() == 0
         {
-            info!(parent: &self.span, "room idle; stopping");
+            info!(parent: &self.base.span, "room idle; stopping");
             let done = self.final_compaction();
             ctx.wait(done.into_actor(self).map(|_, _, ctx| ctx.stop()));
         }
@@ -467,7 +438,7 @@ impl DocRoom {
         let (held_updates, held_bytes) = self.core.held();
         let (kept_values, kept_bytes) = self.core.kept();
         DocRoomSummary {
-            name: self.key.room().to_owned(),
+            name: self.base.key.room().to_owned(),
             members,
             doc_bytes: self.core.size(),
             updates_applied: self.core.updates_applied(),
@@ -477,8 +448,8 @@ impl DocRoom {
             held_bytes,
             kept_values,
             kept_bytes,
-            bytes_out_per_sec: self.out_rate.per_sec(),
-            last_snapshot: self.last_snapshot.get(),
+            bytes_out_per_sec: self.base.out_rate.per_sec(),
+            last_snapshot: self.base.last_snapshot.get(),
         }
     }
 }
@@ -489,10 +460,10 @@ impl Actor for DocRoom {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         ctx.run_interval(HOUSEKEEPING_EVERY, |room, ctx| room.housekeeping(ctx));
-        if let Some(p) = self.persistence.clone() {
+        if let Some(p) = self.base.persistence.clone() {
             // Nothing else (joins and their sync step 1 included) is handled until
             // the document is loaded: nobody is ever answered with an empty doc.
-            let name = self.key.room().to_owned();
+            let name = self.base.key.room().to_owned();
             let load = async move {
                 with_retry("load doc", p.settings.retry_for, || p.store.load_doc(&name)).await
             };
@@ -505,18 +476,18 @@ impl Actor for DocRoom {
                 match loaded.and_then(|stored| room.core.load(stored)) {
                     Ok(()) => {
                         if let Some(meta) = snapshot {
-                            room.last_snapshot.record(&meta);
+                            room.base.last_snapshot.record(&meta);
                         }
-                        info!(parent: &room.span, bytes = room.core.size(), through_seq = room.core.durable_through(), "document loaded");
+                        info!(parent: &room.base.span, bytes = room.core.size(), through_seq = room.core.durable_through(), "document loaded");
                     }
                     Err(why) => {
-                        error!(parent: &room.span, cause = %why, "document could not be loaded; the room refuses members");
+                        error!(parent: &room.base.span, cause = %why, "document could not be loaded; the room refuses members");
                         room.failed = Some(format!("document could not be loaded: {why}"));
                     }
                 }
             }));
         }
-        info!(parent: &self.span, "room started");
+        info!(parent: &self.base.span, "room started");
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
@@ -527,8 +498,8 @@ impl Actor for DocRoom {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.registry.forget(&self.key, self.id);
-        info!(parent: &self.span, updates = self.core.updates_applied(), "room stopped");
+        self.base.forget();
+        info!(parent: &self.base.span, updates = self.core.updates_applied(), "room stopped");
     }
 }
 
@@ -539,7 +510,7 @@ impl Handler<JoinDoc> for DocRoom {
         if let Some(reason) = &self.failed {
             return Err(JoinRefused::Failed(reason.clone()));
         }
-        if self.closing || ctx.state() != actix::ActorState::Running {
+        if self.base.closing || ctx.state() != actix::ActorState::Running {
             return Err(JoinRefused::Closing);
         }
         let max = self.doc_settings.max_members;
@@ -556,8 +527,9 @@ impl Handler<JoinDoc> for DocRoom {
         );
         let greeting = self.core.join(msg.conn, msg.read_only);
         self.run(greeting, None, &ctx.address().recipient());
-        self.empty_since = None;
-        info!(parent: &self.span, conn = msg.conn, "member joined");
+        self.base
+            .idle(true, Instant::now(), self.settings.idle_timeout);
+        info!(parent: &self.base.span, conn = msg.conn, "member joined");
         Ok(())
     }
 }
@@ -626,15 +598,15 @@ impl Handler<TakeSnapshot> for DocRoom {
 
     fn handle(&mut self, _msg: TakeSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
         self.last_compaction = Instant::now();
-        let pending = match self.persistence.clone() {
+        let pending = match self.base.persistence.clone() {
             None => Err("persistence is off".to_owned()),
             Some(p) => {
                 // Fold what is durable; with nothing new, store the base again.
                 let (state, through) = self.core.compact().unwrap_or_else(|| self.core.base());
                 let answer = p
                     .doc_log
-                    .compact(self.key.room().to_owned(), through, state);
-                Ok(self.last_snapshot.watch(answer))
+                    .compact(self.base.key.room().to_owned(), through, state);
+                Ok(self.base.last_snapshot.watch(answer))
             }
         };
         Box::pin(async move { pending?.await }.into_actor(self))

@@ -3,8 +3,11 @@
 //! - [`registry`]: room key → actor address; creates rooms on demand, spreads them
 //!   over the arbiter pool, forgets them when they stop. Every room lookup goes
 //!   through it (the seam for multi-node later).
-//! - [`game_room`]: the `GameRoom` actor: fixed tick, inputs, generic deltas,
-//!   fan-out of one encoded frame per tick, reconnection, failure isolation.
+//! - [`game`]: game rooms: the `GameRoom` actor and the `GameCore` it drives
+//!   (fixed tick, inputs, generic deltas, fan-out of one encoded frame per tick,
+//!   reconnection, failure isolation), split by concern.
+//! - `common`: what every room actor shares (identity, span, store writers,
+//!   fan-out figures, idle rule).
 //! - [`doc_room`]: the `DocRoom` actor: drives a [`crate::doc::DocCore`] (a Yjs
 //!   document, its awareness and guards) with members' sockets and the store.
 //! - [`messages`]: every message a room accepts, one type each.
@@ -13,8 +16,9 @@
 //! - [`name`]: the rules for room names.
 //! - [`timing`]: tick duration and lateness measurement.
 
+mod common;
 pub mod doc_room;
-pub mod game_room;
+pub mod game;
 pub mod inputs;
 pub mod member;
 pub mod messages;

@@ -15,7 +15,7 @@ use tracing::info;
 
 use super::{
     doc_room::{DocRoom, DocSettings},
-    game_room::GameRoom,
+    game::GameRoom,
     messages::{StopRoom, TakeSnapshot},
     RoomId, RoomName,
 };

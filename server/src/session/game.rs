@@ -20,7 +20,7 @@ use super::socket::{self, close_reason, ConnLimits, Frame};
 use crate::game::{GameEntry, PlayerId};
 use crate::metrics::ConnectionMetrics;
 use crate::room::{
-    game_room::GameRoom,
+    game::GameRoom,
     inputs::{self, QueuedInput},
     member::Latency,
     messages::{Departure, JoinGame, MemberGone, PingRoom, RequestSnapshot},
